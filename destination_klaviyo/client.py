@@ -1,0 +1,151 @@
+"""The one HTTP client the connector uses to talk to Klaviyo.
+
+The API origin is fixed in code. Only the environment variable KLAVIYO_API_ORIGIN (meant for tests
+and the bundled emulator) can point it elsewhere; the user's config never can, so a config cannot
+send the private key to another host. Transient failures (429, 5xx, dropped connections) are
+retried by urllib3's `Retry`, which honours Klaviyo's `Retry-After` header.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from destination_klaviyo import __version__
+
+DEFAULT_API_ORIGIN = "https://a.klaviyo.com"
+API_ORIGIN_ENV = "KLAVIYO_API_ORIGIN"
+JSON_API = "application/vnd.api+json"
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def api_origin() -> str:
+    origin = os.environ.get(API_ORIGIN_ENV, "").strip() or DEFAULT_API_ORIGIN
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(f"{API_ORIGIN_ENV} must be an origin like https://a.klaviyo.com, got {origin!r}")
+    return origin.rstrip("/")
+
+
+@dataclass(frozen=True)
+class ApiErrorItem:
+    status: Optional[str]
+    code: Optional[str]
+    title: Optional[str]
+    detail: Optional[str]
+    pointer: Optional[str]
+
+    def describe(self) -> str:
+        text = self.detail or self.title or self.code or "error"
+        return f"{text} (at {self.pointer})" if self.pointer else text
+
+
+class KlaviyoApiError(Exception):
+    """A non-success HTTP answer from Klaviyo, with its JSON:API `errors` parsed."""
+
+    def __init__(self, method: str, path: str, status: int, errors: list[ApiErrorItem]):
+        self.method = method
+        self.path = path
+        self.status = status
+        self.errors = errors
+        summary = "; ".join(e.describe() for e in errors) or "no error details"
+        super().__init__(f"Klaviyo answered {status} to {method} {path}: {summary}")
+
+
+class KlaviyoUnreachable(Exception):
+    """The origin could not be reached at all (DNS, refused connection, TLS, timeout)."""
+
+
+def _parse_errors(response: requests.Response) -> list[ApiErrorItem]:
+    try:
+        payload = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return []
+    items = payload.get("errors") if isinstance(payload, dict) else None
+    parsed = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        source = item.get("source") if isinstance(item.get("source"), dict) else {}
+        parsed.append(
+            ApiErrorItem(
+                status=str(item.get("status")) if item.get("status") is not None else None,
+                code=item.get("code"),
+                title=item.get("title"),
+                detail=item.get("detail"),
+                pointer=source.get("pointer") or source.get("parameter"),
+            )
+        )
+    return parsed
+
+
+class KlaviyoClient:
+    def __init__(
+        self,
+        private_api_key: str,
+        api_revision: str,
+        *,
+        origin: Optional[str] = None,
+        retries: int = 8,
+        backoff_factor: float = 1.0,
+        timeout: tuple[float, float] = (10.0, 120.0),
+    ) -> None:
+        self.origin = origin or api_origin()
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "Authorization": f"Klaviyo-API-Key {private_api_key}",
+                "revision": api_revision,
+                "Accept": JSON_API,
+                "Content-Type": JSON_API,
+                "User-Agent": f"airbyte-destination-klaviyo/{__version__}",
+            }
+        )
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=backoff_factor,
+            backoff_max=60,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,  # bulk imports and relationship edits are idempotent upserts/removals
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=8)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(self, method: str, path: str, *, body: Optional[bytes] = None, params: Optional[dict[str, Any]] = None) -> requests.Response:
+        """Send one request; return the response when it is a 2xx, else raise a typed error."""
+        url = path if path.startswith("http") else f"{self.origin}{path}"
+        try:
+            response = self.session.request(method, url, data=body, params=params, timeout=self.timeout)
+        except requests.exceptions.RetryError as exc:
+            raise KlaviyoUnreachable(f"{method} {path}: gave up after retries ({type(exc).__name__})") from None
+        except requests.exceptions.RequestException as exc:
+            raise KlaviyoUnreachable(f"could not reach {self.origin} for {method} {path}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise KlaviyoApiError(method, path, response.status_code, _parse_errors(response))
+        return response
+
+    def get_accounts(self) -> dict[str, Any]:
+        return orjson.loads(self.request("GET", "/api/accounts").content)
+
+    def create_bulk_import_job(self, body: bytes) -> str:
+        """POST a pre-serialized `profile-bulk-import-job`; Klaviyo's 202 means the job was accepted."""
+        response = self.request("POST", "/api/profile-bulk-import-jobs", body=body)
+        payload = orjson.loads(response.content) if response.content else {}
+        return str(payload.get("data", {}).get("id", ""))

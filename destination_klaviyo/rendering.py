@@ -1,0 +1,185 @@
+"""Turn an Airbyte record into a Klaviyo profile resource, or into a reason it cannot be one.
+
+Rules (shared with condor-retl-klaviyo): identifier columns `email`, `phone_e164`/`phone_number` and
+`external_id` (and, on `list_memberships`, `klaviyo_profile_id` as the resource `id`); the columns
+named in PROFILE_ATTRIBUTES become profile attributes; every other column goes into `properties`.
+Nulls are dropped everywhere because Klaviyo's bulk import never clears a field with a null, and an
+unset field must never be cleared. Values Klaviyo would reject for the whole job (wrong types,
+unknown location keys, oversize profiles) are rejected here, per record, so one bad row cannot fail
+a 10,000-profile job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Union
+
+import orjson
+
+# Klaviyo documents "100KB" per profile; we read it as decimal kilobytes, the stricter reading.
+MAX_PROFILE_BYTES = 100 * 1000
+
+PROFILE_ATTRIBUTES = (
+    "first_name",
+    "last_name",
+    "organization",
+    "locale",
+    "title",
+    "image",
+    "location",
+    "anonymous_id",
+    "properties",
+)
+STRING_ATTRIBUTES = frozenset(PROFILE_ATTRIBUTES) - {"location", "properties"}
+LOCATION_KEYS = frozenset(
+    {"address1", "address2", "city", "country", "latitude", "longitude", "region", "zip", "timezone", "ip"}
+)
+PHONE_COLUMNS = ("phone_e164", "phone_number")
+IDENTIFIER_COLUMNS = ("email", *PHONE_COLUMNS, "external_id")
+PROFILE_ID_COLUMN = "klaviyo_profile_id"
+# Airbyte bookkeeping columns (CDC and raw-table metadata) describe the sync, not the person.
+META_PREFIXES = ("_ab_", "_airbyte_")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a record was not sent. `detail` names columns, never values: rows hold personal data."""
+
+    code: str
+    detail: str
+
+
+Rendered = Union[bytes, Rejection]
+
+
+def strip_nulls(value: Any) -> Any:
+    """Drop null members of objects at every depth (lists keep their items, minus nested nulls in objects)."""
+    if isinstance(value, dict):
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [strip_nulls(v) for v in value]
+    return value
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _as_text(column: str, value: Any, allow_numbers: bool) -> Union[str, Rejection]:
+    if isinstance(value, str):
+        return value
+    if allow_numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    kind = type(value).__name__
+    return Rejection("invalid_value", f"column '{column}' must be a string, got {kind}")
+
+
+def _identifiers(data: Mapping[str, Any], accept_profile_id: bool) -> Union[dict[str, Any], Rejection]:
+    found: dict[str, Any] = {}
+    email = data.get("email")
+    if not _is_blank(email):
+        text = _as_text("email", email, allow_numbers=False)
+        if isinstance(text, Rejection):
+            return text
+        found["email"] = text
+    phone_column = next((c for c in PHONE_COLUMNS if not _is_blank(data.get(c))), None)
+    if phone_column is not None:
+        text = _as_text(phone_column, data[phone_column], allow_numbers=False)
+        if isinstance(text, Rejection):
+            return text
+        found["phone_number"] = text
+    external_id = data.get("external_id")
+    if not _is_blank(external_id):
+        text = _as_text("external_id", external_id, allow_numbers=True)
+        if isinstance(text, Rejection):
+            return text
+        found["external_id"] = text
+    if accept_profile_id and not _is_blank(data.get(PROFILE_ID_COLUMN)):
+        text = _as_text(PROFILE_ID_COLUMN, data[PROFILE_ID_COLUMN], allow_numbers=False)
+        if isinstance(text, Rejection):
+            return text
+        found["id"] = text
+    return found
+
+
+def _attribute(column: str, value: Any) -> Union[Any, Rejection]:
+    if column in STRING_ATTRIBUTES:
+        return _as_text(column, value, allow_numbers=True)
+    if not isinstance(value, dict):
+        return Rejection("invalid_value", f"column '{column}' must be a JSON object, got {type(value).__name__}")
+    cleaned = strip_nulls(value)
+    if column == "location":
+        unknown = sorted(set(cleaned) - LOCATION_KEYS)
+        if unknown:
+            return Rejection(
+                "invalid_value",
+                f"column 'location' has keys Klaviyo does not accept: {', '.join(unknown)}"
+                f" (allowed: {', '.join(sorted(LOCATION_KEYS))})",
+            )
+    return cleaned
+
+
+def render_profile(
+    data: Mapping[str, Any],
+    *,
+    accept_profile_id: bool = False,
+    excluded_columns: Iterable[str] = (),
+) -> Rendered:
+    """Render one record as a serialized JSON:API `profile` resource for a bulk import job.
+
+    `accept_profile_id` is true on `list_memberships`, where `klaviyo_profile_id` identifies the
+    profile as the resource `id`. `excluded_columns` are columns that steer the connector (the
+    target column) and are therefore not profile properties.
+    """
+    identifiers = _identifiers(data, accept_profile_id)
+    if isinstance(identifiers, Rejection):
+        return identifiers
+    if not identifiers:
+        accepted = "email, phone_e164 (or phone_number), external_id"
+        if accept_profile_id:
+            accepted += ", klaviyo_profile_id"
+        return Rejection("missing_identifier", f"record has no identifier: set at least one of {accepted}")
+
+    resource_id = identifiers.pop("id", None)
+    attributes: dict[str, Any] = dict(identifiers)
+    extra_properties: dict[str, Any] = {}
+    skip = set(IDENTIFIER_COLUMNS) | {PROFILE_ID_COLUMN} | set(excluded_columns)
+    for column, value in data.items():
+        if value is None or column in skip or column.startswith(META_PREFIXES):
+            continue
+        if column in PROFILE_ATTRIBUTES:
+            rendered = _attribute(column, value)
+            if isinstance(rendered, Rejection):
+                return rendered
+            if rendered != {}:
+                attributes[column] = rendered
+        else:
+            extra_properties[column] = strip_nulls(value)
+    if extra_properties:
+        # A top-level column wins over a key of the same name inside the `properties` column.
+        attributes["properties"] = {**attributes.get("properties", {}), **extra_properties}
+
+    resource: dict[str, Any] = {"type": "profile", "attributes": attributes}
+    if resource_id is not None:
+        resource["id"] = resource_id
+    body = orjson.dumps(resource)
+    if len(body) > MAX_PROFILE_BYTES:
+        return Rejection(
+            "profile_too_large",
+            f"rendered profile is {len(body)} bytes; Klaviyo accepts at most {MAX_PROFILE_BYTES} bytes per profile",
+        )
+    return body
+
+
+def render_profile_reference(data: Mapping[str, Any]) -> Rendered:
+    """Render a row of `list_memberships_by_profile_id` as `{"type": "profile", "id": ...}`."""
+    value: Optional[Any] = data.get(PROFILE_ID_COLUMN)
+    if _is_blank(value):
+        return Rejection(
+            "missing_identifier",
+            f"record has no '{PROFILE_ID_COLUMN}': list_memberships_by_profile_id matches profiles only by Klaviyo profile id",
+        )
+    text = _as_text(PROFILE_ID_COLUMN, value, allow_numbers=False)
+    if isinstance(text, Rejection):
+        return text
+    return orjson.dumps({"type": "profile", "id": text})

@@ -1,0 +1,71 @@
+"""Per-stream counts of what a sync received, delivered and rejected, and the end-of-sync summary.
+
+Rejected rows are logged with their stream, their ordinal in the stream and a reason that names
+columns, never values: a row is personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from destination_klaviyo.rendering import Rejection
+
+logger = logging.getLogger("airbyte")
+
+# Per-record rejection logs stop after this many per stream; the summary still counts them all.
+MAX_LOGGED_REJECTIONS_PER_STREAM = 100
+
+
+@dataclass
+class StreamCounts:
+    received: int = 0
+    delivered: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class SyncReport:
+    def __init__(self) -> None:
+        self.streams: dict[str, StreamCounts] = defaultdict(StreamCounts)
+        self.requests: Counter[str] = Counter()
+
+    def received(self, stream: str) -> int:
+        counts = self.streams[stream]
+        counts.received += 1
+        return counts.received
+
+    def delivered(self, stream: str, count: int = 1) -> None:
+        self.streams[stream].delivered += count
+
+    def rejected(self, stream: str, ordinal: int, rejection: Rejection) -> None:
+        counts = self.streams[stream]
+        counts.rejected[rejection.code] += 1
+        total = sum(counts.rejected.values())
+        if total <= MAX_LOGGED_REJECTIONS_PER_STREAM:
+            logger.warning(f"Rejected record #{ordinal} of stream '{stream}' ({rejection.code}): {rejection.detail}")
+        elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
+            logger.warning(f"Stream '{stream}': more rejections follow; only their counts are reported from now on.")
+
+    def request_sent(self, kind: str) -> None:
+        self.requests[kind] += 1
+
+    def total_rejected(self) -> int:
+        return sum(sum(c.rejected.values()) for c in self.streams.values())
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for stream, counts in sorted(self.streams.items()):
+            reasons = ", ".join(f"{code}: {n}" for code, n in sorted(counts.rejected.items())) or "none"
+            lines.append(
+                f"Stream '{stream}': received {counts.received}, delivered {counts.delivered}, "
+                f"rejected {sum(counts.rejected.values())} ({reasons})"
+            )
+        if self.requests:
+            lines.append("Requests: " + ", ".join(f"{kind}: {n}" for kind, n in sorted(self.requests.items())))
+        return lines
+
+    def log_summary(self, prefix: str = "Sync summary") -> None:
+        level = logging.WARNING if self.total_rejected() else logging.INFO
+        for line in self.summary_lines():
+            logger.log(level, f"{prefix}: {line}")

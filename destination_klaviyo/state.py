@@ -1,0 +1,81 @@
+"""When an incoming state message may be echoed back to Airbyte.
+
+Airbyte commits a source's state once the destination echoes it, so a state may go out only after
+every record that arrived before it has been accepted by Klaviyo. Records get increasing sequence
+numbers; a state remembers how many records preceded it; it is released once no record with a
+smaller sequence number is still waiting in a batch or in flight.
+
+Each released state carries `destinationStats.recordCount`: the records the destination received
+for that state's scope since the previous state of the same scope (the stream for STREAM states,
+everything for GLOBAL/LEGACY states). The platform compares it with the source's count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+StreamKey = tuple[Optional[str], str]  # (namespace, name)
+
+
+def state_scope(state: dict[str, Any]) -> Optional[StreamKey]:
+    """The stream a STREAM state belongs to, or None for GLOBAL and LEGACY states."""
+    if state.get("type") == "STREAM":
+        descriptor = (state.get("stream") or {}).get("stream_descriptor") or {}
+        return (descriptor.get("namespace"), descriptor.get("name", ""))
+    return None
+
+
+@dataclass
+class PendingState:
+    position: int  # number of records received before this state
+    message: dict[str, Any]  # the whole AirbyteMessage, as received, with destinationStats added
+
+
+class StateLedger:
+    def __init__(self) -> None:
+        self.records_seen = 0
+        self._since_state: Counter[StreamKey] = Counter()
+        self._since_global = 0
+        self._pending: deque[PendingState] = deque()
+
+    def next_record(self, stream: StreamKey) -> int:
+        """Count a record and return its sequence number."""
+        seq = self.records_seen
+        self.records_seen += 1
+        self._since_state[stream] += 1
+        self._since_global += 1
+        return seq
+
+    def add_state(self, message: dict[str, Any]) -> None:
+        state = message.setdefault("state", {})
+        scope = state_scope(state)
+        if scope is None:
+            count = self._since_global
+            self._since_global = 0
+            self._since_state.clear()
+        else:
+            count = self._since_state.pop(scope, 0)
+        state["destinationStats"] = {"recordCount": float(count)}
+        self._pending.append(PendingState(self.records_seen, message))
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def release(self, lowest_unaccepted_seq: Optional[int]) -> Iterator[dict[str, Any]]:
+        """Yield, in arrival order, the states all of whose preceding records are accepted.
+
+        `lowest_unaccepted_seq` is the smallest sequence number still buffered or in flight, or None
+        when nothing is.
+        """
+        while self._pending and (
+            lowest_unaccepted_seq is None or self._pending[0].position <= lowest_unaccepted_seq
+        ):
+            yield self._pending.popleft().message
+
+    def discard(self) -> int:
+        """Drop the states that can no longer be released (dry run, failed sync); return how many."""
+        dropped = len(self._pending)
+        self._pending.clear()
+        return dropped
