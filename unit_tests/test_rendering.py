@@ -1,0 +1,112 @@
+import orjson
+import pytest
+
+from destination_klaviyo.rendering import (
+    MAX_PROFILE_BYTES,
+    Rejection,
+    render_profile,
+    render_profile_reference,
+)
+
+
+def rendered(data, **kwargs):
+    out = render_profile(data, **kwargs)
+    assert isinstance(out, bytes), out
+    return orjson.loads(out)
+
+
+def test_identifiers_attributes_and_properties_are_split():
+    profile = rendered(
+        {
+            "email": "ada@example.com",
+            "phone_e164": "+15005550006",
+            "external_id": 42,
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "organization": "Analytical Engines",
+            "locale": "en-GB",
+            "title": "Countess",
+            "image": "https://example.com/ada.png",
+            "anonymous_id": "anon-1",
+            "location": {"city": "London", "country": "UK", "zip": None},
+            "properties": {"tier": "gold", "dropped": None},
+            "lifetime_value": 12.5,
+            "tags": ["a", "b"],
+        }
+    )
+    assert profile == {
+        "type": "profile",
+        "attributes": {
+            "email": "ada@example.com",
+            "phone_number": "+15005550006",
+            "external_id": "42",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "organization": "Analytical Engines",
+            "locale": "en-GB",
+            "title": "Countess",
+            "image": "https://example.com/ada.png",
+            "anonymous_id": "anon-1",
+            "location": {"city": "London", "country": "UK"},
+            "properties": {"tier": "gold", "lifetime_value": 12.5, "tags": ["a", "b"]},
+        },
+    }
+
+
+def test_nulls_are_never_sent_at_any_depth():
+    profile = rendered({"email": "a@b.co", "first_name": None, "nested": {"x": None, "y": {"z": None, "k": 1}}, "gone": None})
+    assert profile["attributes"] == {"email": "a@b.co", "properties": {"nested": {"y": {"k": 1}}}}
+    assert b"null" not in render_profile({"email": "a@b.co", "location": {"city": None}})
+
+
+def test_phone_number_column_is_accepted_and_phone_e164_wins():
+    assert rendered({"phone_number": "+1"})["attributes"] == {"phone_number": "+1"}
+    assert rendered({"phone_e164": "+2", "phone_number": "+1"})["attributes"] == {"phone_number": "+2"}
+
+
+@pytest.mark.parametrize("data", [{}, {"first_name": "x"}, {"email": None, "external_id": "  "}, {"email": ""}])
+def test_record_without_identifier_is_rejected_with_a_reason(data):
+    out = render_profile(data)
+    assert isinstance(out, Rejection) and out.code == "missing_identifier"
+    assert "email" in out.detail and "external_id" in out.detail
+
+
+def test_profile_id_identifies_only_where_accepted():
+    assert isinstance(render_profile({"klaviyo_profile_id": "01ABC"}), Rejection)
+    profile = rendered({"klaviyo_profile_id": "01ABC", "first_name": "A"}, accept_profile_id=True)
+    assert profile == {"type": "profile", "id": "01ABC", "attributes": {"first_name": "A"}}
+
+
+def test_meta_and_excluded_columns_are_not_properties():
+    profile = rendered(
+        {"email": "a@b.co", "_ab_cdc_updated_at": "x", "_airbyte_extracted_at": 1, "list": "VIP"},
+        excluded_columns=("list",),
+    )
+    assert profile["attributes"] == {"email": "a@b.co"}
+
+
+def test_wrong_types_are_rejected_without_quoting_values():
+    out = render_profile({"email": "secret@example.com", "location": "Paris"})
+    assert isinstance(out, Rejection) and out.code == "invalid_value"
+    assert "Paris" not in out.detail and "secret" not in out.detail
+    assert isinstance(render_profile({"email": ["x"]}), Rejection)
+    assert isinstance(render_profile({"email": "a@b.co", "first_name": {"a": 1}}), Rejection)
+    unknown = render_profile({"email": "a@b.co", "location": {"planet": "Mars"}})
+    assert isinstance(unknown, Rejection) and "planet" in unknown.detail and "Mars" not in unknown.detail
+
+
+def test_top_level_column_wins_over_properties_key():
+    profile = rendered({"email": "a@b.co", "properties": {"tier": "old", "keep": 1}, "tier": "new"})
+    assert profile["attributes"]["properties"] == {"tier": "new", "keep": 1}
+
+
+def test_oversize_profile_is_rejected():
+    small = render_profile({"email": "a@b.co", "blob": "x" * (MAX_PROFILE_BYTES - 200)})
+    assert isinstance(small, bytes) and len(small) <= MAX_PROFILE_BYTES
+    big = render_profile({"email": "a@b.co", "blob": "x" * MAX_PROFILE_BYTES})
+    assert isinstance(big, Rejection) and big.code == "profile_too_large"
+
+
+def test_profile_reference_rendering():
+    assert orjson.loads(render_profile_reference({"klaviyo_profile_id": "P1", "email": "x"})) == {"type": "profile", "id": "P1"}
+    assert isinstance(render_profile_reference({"email": "a@b.co"}), Rejection)

@@ -1,0 +1,71 @@
+import json
+import logging
+
+import pytest
+from airbyte_cdk.models import DestinationSyncMode
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from destination_klaviyo import DestinationKlaviyo
+from destination_klaviyo.config import KlaviyoConfig, parse_config
+from destination_klaviyo.surfaces import SUPPORTED_MODES
+
+SPEC = DestinationKlaviyo().spec(logging.getLogger("test"))
+PROPS = SPEC.connectionSpecification["properties"]
+
+
+def test_spec_fields_match_the_config_model():
+    assert set(PROPS) == set(KlaviyoConfig.model_fields)
+    assert SPEC.connectionSpecification["required"] == ["private_api_key"]
+    assert PROPS["private_api_key"]["airbyte_secret"] is True
+    for name, field in KlaviyoConfig.model_fields.items():
+        if "default" in PROPS[name]:
+            assert PROPS[name]["default"] == field.default, name
+    assert PROPS["api_revision"]["default"] == "2026-04-15"
+    assert PROPS["target_field"]["default"] == "list"
+    assert PROPS["manage_lists"]["default"] is True and PROPS["dry_run"]["default"] is False
+    surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id"]
+    assert PROPS["default_surface"]["enum"] == surfaces
+    assert PROPS["streams"]["items"]["properties"]["surface"]["enum"] == surfaces
+    assert set(PROPS["streams"]["items"]["properties"]) == {"stream", "surface", "target"}
+    assert set(PROPS["list_mappings"]["items"]["properties"]) == {"target", "list_id"}
+
+
+def test_spec_sync_modes_are_exactly_what_write_accepts():
+    advertised = set(SPEC.supported_destination_sync_modes)
+    assert advertised == {m for modes in SUPPORTED_MODES.values() for m in modes}
+    assert DestinationSyncMode.overwrite not in SUPPORTED_MODES.get(next(iter(SUPPORTED_MODES)), ())
+
+
+@pytest.mark.parametrize("revision", ["2026-04-15", "2024-10-15.pre"])
+def test_valid_revisions(revision):
+    assert parse_config({"private_api_key": "pk", "api_revision": revision}).api_revision == revision
+
+
+@pytest.mark.parametrize("revision", ["2026-4-15", "2026-13-01", "latest", "2026-04-15.beta", ""])
+def test_invalid_revision_is_a_config_error_that_names_the_field(revision):
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config({"private_api_key": "pk_secret_value", "api_revision": revision})
+    assert info.value.failure_type.value == "config_error"
+    assert "api_revision" in info.value.message
+    assert "pk_secret_value" not in info.value.message
+
+
+def test_config_errors_never_quote_the_key():
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config({"private_api_key": "pk_secret_value", "streams": [{"stream": "s", "surface": "nope"}]})
+    assert "pk_secret_value" not in str(info.value.message) and "streams.0.surface" in info.value.message
+
+
+def test_duplicate_stream_mapping_is_rejected():
+    with pytest.raises(AirbyteTracedException):
+        parse_config({"private_api_key": "pk", "streams": [{"stream": "s", "surface": "profiles"}] * 2})
+
+
+def test_spec_json_is_valid_json_schema():
+    import jsonschema
+
+    jsonschema.Draft7Validator.check_schema(SPEC.connectionSpecification)
+    jsonschema.validate({"private_api_key": "pk"}, SPEC.connectionSpecification)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"private_api_key": "pk", "api_revision": "x"}, SPEC.connectionSpecification)
+    assert json.dumps(SPEC.connectionSpecification)
