@@ -26,6 +26,7 @@ from airbyte_cdk.models import (
     ConfiguredAirbyteCatalogSerializer,
     ConnectorSpecification,
     Status,
+    Type,
 )
 from airbyte_cdk.sources.utils.schema_helpers import check_config_against_spec_or_exit
 from airbyte_cdk.utils.airbyte_secrets_utils import get_secrets, update_secrets
@@ -117,15 +118,25 @@ class DestinationKlaviyo(Destination):
     def run_cmd_lines(self, parsed_args: argparse.Namespace) -> Iterator[str]:
         """Like `Destination.run_cmd`, but yields serialized lines so states pass through untouched."""
         command = parsed_args.command
-        if command in ("spec", "check"):
-            for message in super().run_cmd(parsed_args):
-                yield dumps(message)
+        if command == "spec":
+            yield dumps(AirbyteMessage(type=Type.SPEC, spec=self.spec(logger)))
             return
         config = self.read_config(config_path=parsed_args.config)
         spec = self.spec(logger)
         update_secrets(get_secrets(spec.connectionSpecification, config))
+        # Our own validation first: its messages name the field and never quote a value.
+        try:
+            parse_config(config)
+        except AirbyteTracedException as exc:
+            if command != "check":
+                raise
+            yield dumps(AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)))
+            return
+        if command == "check":
+            for message in super().run_cmd(parsed_args):
+                yield dumps(message)
+            return
         check_config_against_spec_or_exit(config, spec)
-        parse_config(config)
         if command == "discover":
             yield dumps(discover_message())
             return

@@ -78,7 +78,7 @@ def main() -> int:
     profiles = landed["profiles"]
     print(f"Klaviyo emulator now holds {len(profiles)} profiles from {len(landed['jobs'])} bulk import jobs:")
     for job in landed["jobs"]:
-        print(f"  job {job['id']}: {job['profile_count']} profiles, {job['body_bytes']} bytes")
+        print(f"  job {job['id']}: {job['profile_count']} profiles, {job['body_size']} bytes")
     sample = profiles[1] if len(profiles) > 1 else (profiles[0] if profiles else None)
     if sample:
         print("A profile as Klaviyo stored it:")

@@ -1,0 +1,150 @@
+"""Run the connector the way Airbyte does (its console script as a process, messages on stdin)
+against the bundled Klaviyo emulator, also run as a process. Shared by the tests and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTOR = Path(sys.executable).parent / "destination-klaviyo"
+EMULATOR_KEY = "pk_emulator_demo_key"
+
+
+class EmulatorProcess:
+    """`python -m integration_tests.klaviyo_emulator` on a free loopback port."""
+
+    def __init__(self, api_keys: Iterable[str] = (EMULATOR_KEY,), extra_args: Iterable[str] = ()) -> None:
+        args = [sys.executable, "-m", "integration_tests.klaviyo_emulator", "--host", "127.0.0.1", "--port", "0"]
+        for key in api_keys:
+            args += ["--api-key", key]
+        self.args = args + list(extra_args)
+        self.process: Optional[subprocess.Popen[str]] = None
+        self.url = ""
+
+    def __enter__(self) -> "EmulatorProcess":
+        self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if not line.startswith("KLAVIYO_EMULATOR_LISTENING "):
+            self.process.kill()
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        self.url = line.split(" ", 1)[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def state(self, include_bodies: bool = False) -> dict[str, Any]:
+        params = {"include_bodies": "1"} if include_bodies else {}
+        return requests.get(f"{self.url}/__emulator__/state", params=params, timeout=60).json()
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/__emulator__/reset", timeout=30).raise_for_status()
+
+    def fault(self, **spec: Any) -> None:
+        requests.post(f"{self.url}/__emulator__/faults", json=spec, timeout=30).raise_for_status()
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.stdout.splitlines():
+            line = line.strip()
+            if line:
+                out.append(json.loads(line))  # every stdout line must be an Airbyte message
+        return out
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [m["state"] for m in self.of_type("STATE")]
+
+    @property
+    def logs(self) -> list[str]:
+        return [m["log"]["message"] for m in self.of_type("LOG")]
+
+    @property
+    def traces(self) -> list[dict[str, Any]]:
+        return [m["trace"] for m in self.of_type("TRACE")]
+
+
+def run_connector(
+    command: str,
+    *,
+    config: Optional[dict[str, Any]] = None,
+    catalog: Optional[dict[str, Any]] = None,
+    stdin: str = "",
+    origin: Optional[str] = None,
+    timeout: float = 600,
+) -> Run:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [str(CONNECTOR), command]
+        if config is not None:
+            (Path(tmp) / "config.json").write_text(json.dumps(config))
+            args += ["--config", str(Path(tmp) / "config.json")]
+        if catalog is not None:
+            (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
+            args += ["--catalog", str(Path(tmp) / "catalog.json")]
+        env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_ORIGIN"}
+        if origin is not None:
+            env["KLAVIYO_API_ORIGIN"] = origin
+        done = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
+        return Run(done.returncode, done.stdout, done.stderr)
+
+
+def configured_stream(
+    name: str,
+    mode: str = "append",
+    *,
+    object_name: Optional[str] = None,
+    namespace: Optional[str] = None,
+) -> dict[str, Any]:
+    stream: dict[str, Any] = {"name": name, "json_schema": {"type": "object"}, "supported_sync_modes": ["full_refresh", "incremental"]}
+    if namespace:
+        stream["namespace"] = namespace
+    configured: dict[str, Any] = {"stream": stream, "sync_mode": "incremental", "destination_sync_mode": mode}
+    if object_name:
+        configured["destination_object_name"] = object_name
+    return configured
+
+
+def catalog(*streams: dict[str, Any]) -> dict[str, Any]:
+    return {"streams": list(streams)}
+
+
+def record(stream: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": 1_700_000_000_000}}
+
+
+def stream_state(stream: str, cursor: Any) -> dict[str, Any]:
+    return {
+        "type": "STATE",
+        "state": {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": stream}, "stream_state": {"cursor": cursor}},
+            "sourceStats": {"recordCount": 0.0},
+        },
+    }
+
+
+def lines(messages: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(m) + "\n" for m in messages)

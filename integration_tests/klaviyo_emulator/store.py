@@ -1,0 +1,553 @@
+"""In-memory, thread-safe state of the Klaviyo emulator.
+
+Everything the HTTP layer changes lives here behind one re-entrant lock, so
+tests can inspect it directly (``emu.store``) and concurrent connector
+requests cannot interleave half-applied imports.  API keys are deliberately
+*not* stored here: the state is dumped by ``/__emulator__/state``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Optional
+
+from .errors import ApiError
+
+DEFAULT_LIST_CREATE_DAILY_LIMIT = 150
+MAX_BULK_PROFILES = 10_000
+MAX_BULK_BODY_BYTES = 5 * 1024 * 1024
+MAX_PROFILE_BYTES = 100 * 1024
+MAX_LIST_RELATIONSHIP_ITEMS = 1_000
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_LIST_ID_ALPHABET = string.ascii_letters + string.digits
+_ID_ATTRS = ("email", "phone_number", "external_id")
+
+
+def new_ulid(now: Optional[datetime] = None) -> str:
+    """Return a 26-char Crockford-base32 ULID, the shape of Klaviyo profile/job ids."""
+    ms = int((now or datetime.now(timezone.utc)).timestamp() * 1000)
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_list_id() -> str:
+    """Return a 6-char alphanumeric id, the shape of Klaviyo list ids (e.g. ``Y6nRLr``)."""
+    return "".join(secrets.choice(_LIST_ID_ALPHABET) for _ in range(6))
+
+
+def iso(dt: datetime) -> str:
+    """Format a datetime the way Klaviyo does (ISO 8601 with offset)."""
+    return dt.astimezone(timezone.utc).isoformat()
+
+
+@dataclass
+class RequestRecord:
+    """One logged ``/api`` request (never includes headers, so never the key)."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    body_size: int
+    timestamp: float
+    json_body: Any = None  # parsed body, kept for bulk import job requests
+
+    def to_dict(self, include_body: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "body_size": self.body_size,
+            "timestamp": self.timestamp,
+        }
+        if include_body and self.json_body is not None:
+            out["json_body"] = self.json_body
+        return out
+
+
+@dataclass
+class JobRecord:
+    """A profile bulk import job plus the request that created it."""
+
+    id: str
+    status: str
+    list_ids: list[str]
+    profile_ids: list[str]
+    total_count: int
+    body_size: int
+    request_body: Any
+    created_at: datetime
+    completed_at: Optional[datetime]
+
+    @property
+    def list_id(self) -> Optional[str]:
+        """The (first) list the import added profiles to, if any."""
+        return self.list_ids[0] if self.list_ids else None
+
+    @property
+    def profile_count(self) -> int:
+        return self.total_count
+
+    def to_dict(self, include_body: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "list_id": self.list_id,
+            "list_ids": list(self.list_ids),
+            "profile_count": self.total_count,
+            "profile_ids": list(self.profile_ids),
+            "body_size": self.body_size,
+            "created_at": iso(self.created_at),
+            "completed_at": iso(self.completed_at) if self.completed_at else None,
+        }
+        if include_body:
+            out["request_body"] = self.request_body
+        return out
+
+
+@dataclass
+class Fault:
+    """Make the next ``count`` matching ``/api`` requests fail and/or stall.
+
+    ``path`` matches the request path exactly (trailing slash ignored); end
+    it with ``*`` for a prefix match.  ``method`` ``None``/``"*"`` matches all.
+    ``status`` ``None`` means "only delay, then serve normally".  ``skip`` lets
+    that many matching requests through untouched first (e.g. fail the 3rd job).
+    ``pointer`` is the error's ``source.pointer`` (e.g. to blame one profile).
+    """
+
+    path: str
+    method: Optional[str] = None
+    status: Optional[int] = None
+    count: int = 1
+    retry_after: Optional[float] = None
+    delay_seconds: float = 0.0
+    code: Optional[str] = None
+    detail: Optional[str] = None
+    skip: int = 0
+    pointer: Optional[str] = None
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method not in (None, "*") and self.method.upper() != method.upper():
+            return False
+        pattern = self.path.rstrip("/") or "/"
+        if pattern.endswith("*"):
+            return path.startswith(pattern[:-1])
+        return path == pattern
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "remaining": self.count,
+            "hits": self.hits,
+            "retry_after": self.retry_after,
+            "delay_seconds": self.delay_seconds,
+            "code": self.code,
+            "detail": self.detail,
+            "skip": self.skip,
+            "pointer": self.pointer,
+        }
+
+
+class EmulatorStore:
+    """Profiles, lists, memberships, jobs, request log and pending faults."""
+
+    def __init__(
+        self,
+        list_create_daily_limit: int = DEFAULT_LIST_CREATE_DAILY_LIMIT,
+        clock: Optional[Callable[[], datetime]] = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.list_create_daily_limit = list_create_daily_limit
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.lists: dict[str, dict[str, Any]] = {}
+        # list id -> {profile id: joined_at datetime}; dicts keep join order.
+        self.memberships: dict[str, dict[str, datetime]] = {}
+        self.jobs: dict[str, JobRecord] = {}
+        self.requests: list[RequestRecord] = []
+        self.faults: list[Fault] = []
+        self.list_creations: dict[str, int] = {}
+        self._index: dict[str, dict[str, str]] = {k: {} for k in _ID_ATTRS}
+
+    # ------------------------------------------------------------------ misc
+    def now(self) -> datetime:
+        return self.clock()
+
+    def reset(self, keep_faults: bool = False) -> None:
+        """Forget everything (optionally keeping pending faults)."""
+        with self.lock:
+            faults = self.faults
+            self._init_state()
+            if keep_faults:
+                self.faults = faults
+
+    # ----------------------------------------------------------------- lists
+    def create_list(
+        self, name: str, opt_in_process: Optional[str] = None, *, enforce_limit: bool = True
+    ) -> dict[str, Any]:
+        """Create a list; duplicates are allowed, as in Klaviyo.
+
+        Raises a 429 ``throttled`` :class:`ApiError` once the per-UTC-day
+        creation limit is used up (Klaviyo's ``150/d`` on Create List).
+        """
+        with self.lock:
+            now = self.now()
+            day = now.astimezone(timezone.utc).date().isoformat()
+            used = self.list_creations.get(day, 0)
+            if enforce_limit and used >= self.list_create_daily_limit:
+                midnight = datetime.combine(
+                    now.astimezone(timezone.utc).date() + timedelta(days=1),
+                    datetime.min.time(),
+                    tzinfo=timezone.utc,
+                )
+                retry = max(1, math.ceil((midnight - now).total_seconds()))
+                raise ApiError(
+                    429,
+                    f"Request was throttled. The daily limit of {self.list_create_daily_limit} list "
+                    f"creations per day (Create List rate limit {self.list_create_daily_limit}/d) has "
+                    f"been reached. Expected available in {retry} seconds.",
+                    headers={"Retry-After": str(retry)},
+                )
+            list_id = new_list_id()
+            while list_id in self.lists:
+                list_id = new_list_id()
+            record = {
+                "id": list_id,
+                "name": name,
+                "opt_in_process": opt_in_process or "single_opt_in",
+                "created": now,
+                "updated": now,
+            }
+            self.lists[list_id] = record
+            self.memberships[list_id] = {}
+            self.list_creations[day] = used + 1
+            return record
+
+    def get_list(self, list_id: str) -> Optional[dict[str, Any]]:
+        with self.lock:
+            return self.lists.get(list_id)
+
+    def lists_by_name(self, name: str) -> list[dict[str, Any]]:
+        """All lists with exactly this name (case-sensitive), in creation order."""
+        with self.lock:
+            return [rec for rec in self.lists.values() if rec["name"] == name]
+
+    def require_list(self, list_id: str, pointer: Optional[str] = None) -> dict[str, Any]:
+        """Return the list or raise Klaviyo-like 404."""
+        rec = self.get_list(list_id)
+        if rec is None:
+            raise ApiError(404, f"A list with id '{list_id}' does not exist.", pointer=pointer)
+        return rec
+
+    # -------------------------------------------------------------- profiles
+    def find_profile(
+        self,
+        *,
+        email: Optional[str] = None,
+        phone_number: Optional[str] = None,
+        external_id: Optional[str] = None,
+    ) -> Optional[dict[str, Any]]:
+        """Look a profile up by one identifier (exact match)."""
+        with self.lock:
+            for key, value in (("email", email), ("phone_number", phone_number), ("external_id", external_id)):
+                if value:
+                    pid = self._index[key].get(value)
+                    if pid:
+                        return self.profiles[pid]
+            return None
+
+    def profile_by_email(self, email: str) -> Optional[dict[str, Any]]:
+        return self.find_profile(email=email)
+
+    def _match(self, profile_id: Optional[str], attrs: dict[str, Any]) -> Optional[str]:
+        if profile_id and profile_id in self.profiles:
+            return profile_id
+        for key in _ID_ATTRS:
+            value = attrs.get(key)
+            if isinstance(value, str) and value:
+                pid = self._index[key].get(value)
+                if pid:
+                    return pid
+        return None
+
+    def _reindex(self, pid: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+        for key in _ID_ATTRS:
+            before, after = old.get(key), new.get(key)
+            if before == after:
+                continue
+            if before and self._index[key].get(before) == pid:
+                del self._index[key][before]
+            if isinstance(after, str) and after:
+                self._index[key][after] = pid
+
+    @staticmethod
+    def _merge(existing: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+        """Only provided keys change; ``properties``/``location`` merge key by key."""
+        merged = dict(existing)
+        for key, value in incoming.items():
+            if key in ("properties", "location") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **copy.deepcopy(value)}
+            else:
+                merged[key] = copy.deepcopy(value)
+        return merged
+
+    def upsert_profile(self, attributes: dict[str, Any], profile_id: Optional[str] = None) -> tuple[str, bool]:
+        """Create or update one profile; returns ``(id, created)``.
+
+        Matching order: resource id, then email, phone_number, external_id.
+        """
+        with self.lock:
+            now = self.now()
+            pid = self._match(profile_id, attributes)
+            if pid is None:
+                pid = new_ulid(now)
+                while pid in self.profiles:
+                    pid = new_ulid(now)
+                attrs = self._merge({}, attributes)
+                self.profiles[pid] = {"id": pid, "attributes": attrs, "created": now, "updated": now}
+                self._reindex(pid, {}, attrs)
+                return pid, True
+            rec = self.profiles[pid]
+            merged = self._merge(rec["attributes"], attributes)
+            self._reindex(pid, rec["attributes"], merged)
+            rec["attributes"] = merged
+            rec["updated"] = now
+            return pid, False
+
+    # ----------------------------------------------------------------- jobs
+    def bulk_import(
+        self,
+        profiles: list[dict[str, Any]],
+        list_ids: list[str],
+        request_body: Any,
+        body_size: int,
+    ) -> JobRecord:
+        """Apply a validated bulk import synchronously and record the job.
+
+        Referential checks happen first under the lock so a failing request
+        changes nothing: every list must exist, and a profile that carries
+        only a resource ``id`` must refer to an existing profile.
+        """
+        with self.lock:
+            for i, list_id in enumerate(list_ids):
+                self.require_list(list_id, pointer=f"/data/relationships/lists/data/{i}/id")
+            for i, prof in enumerate(profiles):
+                attrs = prof.get("attributes") or {}
+                pid = prof.get("id")
+                has_identifier = any(isinstance(attrs.get(k), str) and attrs.get(k) for k in _ID_ATTRS)
+                if pid and pid not in self.profiles and not has_identifier:
+                    raise ApiError(
+                        404,
+                        f"A profile with id '{pid}' does not exist and no email, phone_number or "
+                        "external_id was given to create it.",
+                        pointer=f"/data/attributes/profiles/data/{i}/id",
+                    )
+            now = self.now()
+            ids: list[str] = []
+            for prof in profiles:
+                pid, _ = self.upsert_profile(prof.get("attributes") or {}, prof.get("id"))
+                ids.append(pid)
+            for list_id in list_ids:
+                self._add_members(list_id, ids, now)
+            job = JobRecord(
+                id=new_ulid(now),
+                status="complete",
+                list_ids=list(list_ids),
+                profile_ids=ids,
+                total_count=len(profiles),
+                body_size=body_size,
+                request_body=request_body,
+                created_at=now,
+                completed_at=now,
+            )
+            self.jobs[job.id] = job
+            return job
+
+    def get_job(self, job_id: str) -> Optional[JobRecord]:
+        with self.lock:
+            return self.jobs.get(job_id)
+
+    def bulk_request_bodies(self) -> list[Any]:
+        """Parsed bodies of every bulk import request received (accepted or not)."""
+        with self.lock:
+            return [
+                r.json_body
+                for r in self.requests
+                if r.json_body is not None and r.method == "POST" and r.path == "/api/profile-bulk-import-jobs"
+            ]
+
+    def sent_profiles(self) -> list[Any]:
+        """Every profile object the client put in any bulk import request body."""
+        out: list[Any] = []
+        for body in self.bulk_request_bodies():
+            try:
+                data = body["data"]["attributes"]["profiles"]["data"]
+            except (KeyError, TypeError):
+                continue
+            if isinstance(data, list):
+                out.extend(data)
+        return out
+
+    # ----------------------------------------------------------- memberships
+    def _add_members(self, list_id: str, profile_ids: Iterable[str], now: datetime) -> None:
+        members = self.memberships.setdefault(list_id, {})
+        for pid in profile_ids:
+            if pid not in members:
+                members[pid] = now
+
+    def add_members(self, list_id: str, profile_ids: Iterable[str]) -> None:
+        """Add profile ids to a list (idempotent; unknown ids are recorded as-is)."""
+        with self.lock:
+            self.require_list(list_id)
+            self._add_members(list_id, profile_ids, self.now())
+
+    def remove_members(self, list_id: str, profile_ids: Iterable[str]) -> None:
+        """Remove profile ids from a list (ids not on the list are ignored)."""
+        with self.lock:
+            self.require_list(list_id)
+            members = self.memberships.setdefault(list_id, {})
+            for pid in profile_ids:
+                members.pop(pid, None)
+
+    def list_members(self, list_id: str) -> list[str]:
+        """Profile ids on a list, in join order."""
+        with self.lock:
+            return list(self.memberships.get(list_id, {}))
+
+    def member_entries(self, list_id: str) -> list[tuple[str, datetime]]:
+        with self.lock:
+            return list(self.memberships.get(list_id, {}).items())
+
+    # ---------------------------------------------------------- request log
+    def log_request(self, record: RequestRecord) -> None:
+        with self.lock:
+            self.requests.append(record)
+
+    def count_requests(
+        self, method: Optional[str] = None, path_prefix: str = "", status: Optional[int] = None
+    ) -> int:
+        """How many ``/api`` requests matched ``method`` and ``path_prefix`` (and ``status``)."""
+        with self.lock:
+            return sum(
+                1
+                for r in self.requests
+                if (method is None or r.method == method.upper())
+                and r.path.startswith(path_prefix)
+                and (status is None or r.status == status)
+            )
+
+    def request_counts(self) -> dict[str, int]:
+        """Counts keyed by ``"METHOD /path"`` for quick assertions and the state dump."""
+        with self.lock:
+            counts: dict[str, int] = {}
+            for r in self.requests:
+                key = f"{r.method} {r.path}"
+                counts[key] = counts.get(key, 0) + 1
+            return counts
+
+    # ---------------------------------------------------------------- faults
+    def add_fault(
+        self,
+        path: str,
+        method: Optional[str] = None,
+        status: Optional[int] = None,
+        count: int = 1,
+        retry_after: Optional[float] = None,
+        delay_seconds: float = 0.0,
+        code: Optional[str] = None,
+        detail: Optional[str] = None,
+        skip: int = 0,
+        pointer: Optional[str] = None,
+    ) -> Fault:
+        """Queue a fault; see :class:`Fault` for matching rules."""
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if status is None and not delay_seconds:
+            raise ValueError("a fault needs a status, a delay, or both")
+        if status is not None and not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        fault = Fault(
+            path=path,
+            method=method.upper() if method else None,
+            status=status,
+            count=count,
+            retry_after=retry_after,
+            delay_seconds=float(delay_seconds or 0),
+            code=code,
+            detail=detail,
+            skip=max(0, int(skip)),
+            pointer=pointer,
+        )
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def take_fault(self, method: str, path: str) -> Optional[Fault]:
+        """Consume one use of the first matching fault, if any."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.count > 0 and fault.matches(method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
+                    fault.count -= 1
+                    fault.hits += 1
+                    if fault.count == 0:
+                        self.faults.remove(fault)
+                    return fault
+            return None
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults = []
+
+    # -------------------------------------------------------------- dumping
+    def snapshot(self, include_bodies: bool = False) -> dict[str, Any]:
+        """A JSON-ready copy of the whole state (served by ``/__emulator__/state``)."""
+        with self.lock:
+            return {
+                "profiles": [
+                    {
+                        "id": p["id"],
+                        "attributes": copy.deepcopy(p["attributes"]),
+                        "created": iso(p["created"]),
+                        "updated": iso(p["updated"]),
+                    }
+                    for p in self.profiles.values()
+                ],
+                "lists": [
+                    {"id": rec["id"], "name": rec["name"], "created": iso(rec["created"])}
+                    for rec in self.lists.values()
+                ],
+                "memberships": {lid: sorted(members) for lid, members in self.memberships.items()},
+                "jobs": [job.to_dict(include_body=include_bodies) for job in self.jobs.values()],
+                "requests": [r.to_dict(include_body=include_bodies) for r in self.requests],
+                "request_counts": self.request_counts(),
+                "faults": [f.to_dict() for f in self.faults],
+                "list_creations": dict(self.list_creations),
+                "list_create_daily_limit": self.list_create_daily_limit,
+                "generated_at": time.time(),
+            }
