@@ -80,3 +80,11 @@ class BodyBatch:
 def new_bulk_job_batch(list_id: Optional[str] = None) -> BodyBatch:
     prefix, suffix = job_envelope(list_id)
     return BodyBatch(prefix, suffix, MAX_PROFILES_PER_JOB, MAX_JOB_BODY_BYTES)
+
+
+MAX_PROFILES_PER_RELATIONSHIP_REQUEST = 1_000
+
+
+def new_relationship_batch() -> BodyBatch:
+    """Body of POST/DELETE /api/lists/{id}/relationships/profiles: `{"data": [profile refs]}`."""
+    return BodyBatch(b'{"data":[', b"]}", MAX_PROFILES_PER_RELATIONSHIP_REQUEST, MAX_JOB_BODY_BYTES)

@@ -50,11 +50,12 @@ class ApiErrorItem:
 class KlaviyoApiError(Exception):
     """A non-success HTTP answer from Klaviyo, with its JSON:API `errors` parsed."""
 
-    def __init__(self, method: str, path: str, status: int, errors: list[ApiErrorItem]):
+    def __init__(self, method: str, path: str, status: int, errors: list[ApiErrorItem], retry_after: Optional[str] = None):
         self.method = method
         self.path = path
         self.status = status
         self.errors = errors
+        self.retry_after = retry_after
         summary = "; ".join(e.describe() for e in errors) or "no error details"
         super().__init__(f"Klaviyo answered {status} to {method} {path}: {summary}")
 
@@ -124,21 +125,38 @@ class KlaviyoClient:
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=8)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # Creating a list is not idempotent: a blind retry after a timeout could create a second
+        # list. Those requests go out exactly once; targets.py looks up before trying again.
+        self.once_session = requests.Session()
+        self.once_session.headers.update(self.session.headers)
+        once = HTTPAdapter(max_retries=Retry(total=0, connect=0, read=0, status=0, raise_on_status=False))
+        self.once_session.mount("http://", once)
+        self.once_session.mount("https://", once)
 
     def close(self) -> None:
         self.session.close()
+        self.once_session.close()
 
-    def request(self, method: str, path: str, *, body: Optional[bytes] = None, params: Optional[dict[str, Any]] = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Optional[bytes] = None,
+        params: Optional[dict[str, Any]] = None,
+        retry: bool = True,
+    ) -> requests.Response:
         """Send one request; return the response when it is a 2xx, else raise a typed error."""
         url = path if path.startswith("http") else f"{self.origin}{path}"
+        session = self.session if retry else self.once_session
         try:
-            response = self.session.request(method, url, data=body, params=params, timeout=self.timeout)
+            response = session.request(method, url, data=body, params=params, timeout=self.timeout)
         except requests.exceptions.RetryError as exc:
             raise KlaviyoUnreachable(f"{method} {path}: gave up after retries ({type(exc).__name__})") from None
         except requests.exceptions.RequestException as exc:
             raise KlaviyoUnreachable(f"could not reach {self.origin} for {method} {path}: {type(exc).__name__}") from None
         if response.status_code >= 400:
-            raise KlaviyoApiError(method, path, response.status_code, _parse_errors(response))
+            raise KlaviyoApiError(method, path, response.status_code, _parse_errors(response), response.headers.get("Retry-After"))
         return response
 
     def get_accounts(self) -> dict[str, Any]:
@@ -149,3 +167,49 @@ class KlaviyoClient:
         response = self.request("POST", "/api/profile-bulk-import-jobs", body=body)
         payload = orjson.loads(response.content) if response.content else {}
         return str(payload.get("data", {}).get("id", ""))
+
+    # -- lists ------------------------------------------------------------------------------------
+    def find_lists_named(self, name: str) -> list[dict[str, Any]]:
+        """Every list whose name is exactly `name` (Klaviyo filters; we re-check), across all pages."""
+        found: list[dict[str, Any]] = []
+        url: Optional[str] = "/api/lists"
+        params: Optional[dict[str, Any]] = {"filter": f"equals(name,{quote_filter_string(name)})", "fields[list]": "name,created"}
+        while url:
+            payload = orjson.loads(self.request("GET", url, params=params).content)
+            found += [item for item in payload.get("data", []) if (item.get("attributes") or {}).get("name") == name]
+            url, params = _next_page(payload), None  # `next` carries the query
+        return found
+
+    def create_list(self, name: str) -> dict[str, Any]:
+        """POST /api/lists once, without automatic retries (see `once_session`)."""
+        body = orjson.dumps({"data": {"type": "list", "attributes": {"name": name}}})
+        return orjson.loads(self.request("POST", "/api/lists", body=body, retry=False).content)["data"]
+
+    def list_member_ids(self, list_id: str) -> list[str]:
+        """All profile ids in a list, following every page (100 per page, the API's maximum)."""
+        ids: list[str] = []
+        url: Optional[str] = f"/api/lists/{list_id}/relationships/profiles"
+        params: Optional[dict[str, Any]] = {"page[size]": 100}
+        while url:
+            payload = orjson.loads(self.request("GET", url, params=params).content)
+            ids += [item["id"] for item in payload.get("data", [])]
+            url, params = _next_page(payload), None
+        return ids
+
+    def edit_list_members(self, list_id: str, body: bytes, *, remove: bool) -> None:
+        """POST (add) or DELETE (remove) up to 1,000 `{"type": "profile", "id": ...}`; 204 = done."""
+        self.request("DELETE" if remove else "POST", f"/api/lists/{list_id}/relationships/profiles", body=body)
+
+
+def _next_page(payload: dict[str, Any]) -> Optional[str]:
+    """Path and query of `links.next`: paging stays on our origin, whatever host the link names."""
+    link = (payload.get("links") or {}).get("next")
+    if not link:
+        return None
+    parts = urlsplit(link)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def quote_filter_string(value: str) -> str:
+    """A string literal for Klaviyo's filter syntax: double quotes, with backslash and quote escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

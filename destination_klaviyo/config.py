@@ -47,6 +47,7 @@ class KlaviyoConfig(BaseModel):
     list_mappings: list[ListMapping] = Field(default_factory=list)
     manage_lists: bool = True
     dry_run: bool = False
+    target_registry: list[ListMapping] = Field(default_factory=list)
 
     @field_validator("api_revision")
     @classmethod

@@ -93,13 +93,11 @@ class DestinationKlaviyo(Destination):
         messages: Iterable[dict[str, Any]],
     ) -> Iterator[dict[str, Any]]:
         parsed = parse_config(config)
-        writer = KlaviyoWriter(parsed, configured_catalog, client=None)  # routes before any request
-        client = self._client(parsed)
-        writer.client = client
+        writer = KlaviyoWriter(parsed, configured_catalog, client_factory=lambda: self._client(parsed), raw_config=config)
         try:
             yield from writer.write(messages)
         finally:
-            client.close()
+            writer.client.close()
 
     @staticmethod
     def _client(config: KlaviyoConfig) -> KlaviyoClient:

@@ -1,4 +1,4 @@
-"""Per-stream counts of what a sync received, delivered and rejected, and the end-of-sync summary.
+"""Per-stream and per-target counts of a sync, and the end-of-sync summary (also the dry-run plan).
 
 Rejected rows are logged with their stream, their ordinal in the stream and a reason that names
 columns, never values: a row is personal data.
@@ -26,17 +26,23 @@ class StreamCounts:
 
 
 class SyncReport:
-    def __init__(self) -> None:
+    def __init__(self, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
         self.streams: dict[str, StreamCounts] = defaultdict(StreamCounts)
+        self.targets: dict[str, Counter[str]] = defaultdict(Counter)  # target -> action -> rows
+        self.target_lists: dict[str, str] = {}  # target -> how it resolved, for the summary
         self.requests: Counter[str] = Counter()
+        self.mirrors: list[str] = []
 
     def received(self, stream: str) -> int:
         counts = self.streams[stream]
         counts.received += 1
         return counts.received
 
-    def delivered(self, stream: str, count: int = 1) -> None:
-        self.streams[stream].delivered += count
+    def delivered(self, stream: str, action: str, target: str | None = None) -> None:
+        self.streams[stream].delivered += 1
+        if target is not None:
+            self.targets[target][action] += 1
 
     def rejected(self, stream: str, ordinal: int, rejection: Rejection) -> None:
         counts = self.streams[stream]
@@ -47,20 +53,31 @@ class SyncReport:
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
             logger.warning(f"Stream '{stream}': more rejections follow; only their counts are reported from now on.")
 
+    def resolved(self, target: str, description: str) -> None:
+        self.target_lists[target] = description
+
     def request_sent(self, kind: str) -> None:
         self.requests[kind] += 1
+
+    def mirrored(self, line: str) -> None:
+        self.mirrors.append(line)
 
     def total_rejected(self) -> int:
         return sum(sum(c.rejected.values()) for c in self.streams.values())
 
     def summary_lines(self) -> list[str]:
+        verb = "would deliver" if self.dry_run else "delivered"
         lines = []
         for stream, counts in sorted(self.streams.items()):
             reasons = ", ".join(f"{code}: {n}" for code, n in sorted(counts.rejected.items())) or "none"
             lines.append(
-                f"Stream '{stream}': received {counts.received}, delivered {counts.delivered}, "
+                f"Stream '{stream}': received {counts.received}, {verb} {counts.delivered}, "
                 f"rejected {sum(counts.rejected.values())} ({reasons})"
             )
+        for target in sorted(set(self.targets) | set(self.target_lists)):
+            actions = ", ".join(f"{action} {n}" for action, n in sorted(self.targets[target].items())) or "no rows"
+            lines.append(f"Target '{target}' -> {self.target_lists.get(target, '?')}: {actions}")
+        lines += self.mirrors
         if self.requests:
             lines.append("Requests: " + ", ".join(f"{kind}: {n}" for kind, n in sorted(self.requests.items())))
         return lines

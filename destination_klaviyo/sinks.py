@@ -9,25 +9,26 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from destination_klaviyo.batching import BodyBatch, Entry, new_bulk_job_batch
+from destination_klaviyo.batching import BodyBatch, Entry, new_bulk_job_batch, new_relationship_batch
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.errors import redact_detail
-from destination_klaviyo.rendering import Rejection, render_profile
+from destination_klaviyo.rendering import Rejection, render_profile, render_profile_reference
 from destination_klaviyo.report import SyncReport
 
 logger = logging.getLogger("airbyte")
 
-_PROFILE_POINTER = re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$")
-# Klaviyo may reject single profiles of a job with a 400 that points at them; we drop those rows
+# Klaviyo may reject single items of a request with a 400 that points at them; we drop those rows
 # (reporting why) and resend the rest, at most this many times per batch.
 MAX_REJECTION_ROUNDS = 5
+_BULK_POINTER = re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$")
+_RELATIONSHIP_POINTER = re.compile(r"^/data/(\d+)(/.*)?$")
 
 
 class Sink(ABC):
     @abstractmethod
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any]) -> None:
+    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
         """Take one row; deliver full batches on the way."""
 
     @abstractmethod
@@ -39,8 +40,64 @@ class Sink(ABC):
         """Smallest sequence number buffered and not yet accepted by Klaviyo, or None."""
 
 
+def rejected_items(exc: KlaviyoApiError, size: int, pointer: re.Pattern[str]) -> dict[int, Rejection]:
+    """Items a 400 points at; empty when the error is about the request as a whole."""
+    if exc.status != 400 or not exc.errors:
+        return {}
+    found: dict[int, Rejection] = {}
+    for error in exc.errors:
+        match = pointer.match(error.pointer or "")
+        if not match or int(match.group(1)) >= size:
+            return {}
+        where = (match.group(2) or "").lstrip("/") or "the row"
+        detail = redact_detail(error.detail or error.title or error.code or "invalid")
+        found[int(match.group(1))] = Rejection("klaviyo_rejected", f"Klaviyo rejected {where}: {detail}")
+    return found
+
+
+def deliver(
+    batch: BodyBatch,
+    send: Callable[[bytes], str],
+    report: SyncReport,
+    kind: str,
+    pointer: re.Pattern[str],
+    dry_run: bool,
+    action: str,
+    target: Optional[str],
+) -> None:
+    """Send a batch; drop and report the rows Klaviyo points at, resend the rest; count the rest delivered.
+
+    `kind` names the request for the request counts, `action` (upsert/add/remove) and `target` label
+    the rows for the per-target summary.
+    """
+    if dry_run:
+        report.request_sent(f"{kind} planned (dry run)")
+    else:
+        for _ in range(MAX_REJECTION_ROUNDS + 1):
+            if not len(batch):
+                return
+            try:
+                receipt = send(batch.body())
+            except KlaviyoApiError as exc:
+                rejected = rejected_items(exc, len(batch), pointer)
+                if not rejected:
+                    raise
+                for index, rejection in sorted(rejected.items()):
+                    entry = batch.entries[index]
+                    report.rejected(entry.stream, entry.ordinal, rejection)
+                batch = batch.without(set(rejected))
+                continue
+            report.request_sent(kind)
+            logger.info(f"Klaviyo accepted {receipt} ({len(batch)} rows, {batch.size} bytes)")
+            break
+        else:
+            raise RuntimeError(f"Klaviyo kept rejecting rows of one request after {MAX_REJECTION_ROUNDS} rounds")
+    for entry in batch.entries:
+        report.delivered(entry.stream, action, target)
+
+
 class BulkImportSink(Sink):
-    """`profiles` (no list) and `list_memberships` (one sink per resolved list id)."""
+    """`profiles` (no list) and `list_memberships` (one sink per resolved list id): upserts only."""
 
     def __init__(
         self,
@@ -48,6 +105,7 @@ class BulkImportSink(Sink):
         report: SyncReport,
         *,
         list_id: Optional[str] = None,
+        target: Optional[str] = None,
         accept_profile_id: bool = False,
         excluded_columns: tuple[str, ...] = (),
         dry_run: bool = False,
@@ -55,12 +113,14 @@ class BulkImportSink(Sink):
         self.client = client
         self.report = report
         self.list_id = list_id
+        self.target = target
         self.accept_profile_id = accept_profile_id
         self.excluded_columns = excluded_columns
         self.dry_run = dry_run
         self.batch = new_bulk_job_batch(list_id)
 
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any]) -> None:
+    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
+        assert not remove, "bulk import surfaces never remove; routing refuses it"
         rendered = render_profile(data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns)
         if isinstance(rendered, Rejection):
             self.report.rejected(stream, ordinal, rendered)
@@ -71,53 +131,80 @@ class BulkImportSink(Sink):
 
     def flush(self) -> None:
         if len(self.batch):
-            self._deliver(self.batch)
-            self.batch = new_bulk_job_batch(self.list_id)
+            batch, self.batch = self.batch, new_bulk_job_batch(self.list_id)
+            deliver(batch, self._send, self.report, "bulk import jobs", _BULK_POINTER, self.dry_run, "upsert", self.target)
+
+    def _send(self, body: bytes) -> str:
+        assert self.client is not None
+        return "bulk import job " + self.client.create_bulk_import_job(body)
 
     def lowest_pending_seq(self) -> Optional[int]:
         return self.batch.first_seq()
 
-    def _deliver(self, batch: BodyBatch) -> None:
-        if self.dry_run:
-            self.report.request_sent("bulk import jobs planned (dry run)")
-            self._count_delivered(batch)
-            return
-        assert self.client is not None
-        for _ in range(MAX_REJECTION_ROUNDS):
-            if not len(batch):
-                return
-            try:
-                job_id = self.client.create_bulk_import_job(batch.body())
-            except KlaviyoApiError as exc:
-                rejected = self._rejected_profiles(exc, len(batch))
-                if not rejected:
-                    raise
-                for index, rejection in sorted(rejected.items()):
-                    entry = batch.entries[index]
-                    self.report.rejected(entry.stream, entry.ordinal, rejection)
-                batch = batch.without(set(rejected))
-                continue
-            self.report.request_sent("bulk import jobs")
-            logger.info(f"Klaviyo accepted bulk import job {job_id} with {len(batch)} profiles ({batch.size} bytes)")
-            self._count_delivered(batch)
-            return
-        raise RuntimeError(f"Klaviyo kept rejecting profiles of one bulk import job after {MAX_REJECTION_ROUNDS} rounds")
 
-    def _count_delivered(self, batch: BodyBatch) -> None:
-        for entry in batch.entries:
-            self.report.delivered(entry.stream)
+class RelationshipSink(Sink):
+    """`list_memberships_by_profile_id` for one list: adds and removes by Klaviyo profile id.
 
-    @staticmethod
-    def _rejected_profiles(exc: KlaviyoApiError, size: int) -> dict[int, Rejection]:
-        """Profiles a 400 points at; empty when the error is about the job as a whole."""
-        if exc.status != 400 or not exc.errors:
-            return {}
-        found: dict[int, Rejection] = {}
-        for error in exc.errors:
-            match = _PROFILE_POINTER.match(error.pointer or "")
-            if not match or int(match.group(1)) >= size:
-                return {}
-            where = (match.group(2) or "").lstrip("/") or "profile"
-            detail = redact_detail(error.detail or error.title or error.code or "invalid")
-            found[int(match.group(1))] = Rejection("klaviyo_rejected", f"Klaviyo rejected {where}: {detail}")
-        return found
+    Adds and removes go in separate requests. When a profile is about to be queued in one direction
+    while it waits in the other, the waiting batch is sent first, so rows take effect in their order.
+    """
+
+    def __init__(
+        self,
+        client: Optional[KlaviyoClient],
+        report: SyncReport,
+        list_id: Optional[str],
+        target: str,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        self.client = client
+        self.report = report
+        self.list_id = list_id
+        self.target = target
+        self.dry_run = dry_run
+        self.batches = {False: new_relationship_batch(), True: new_relationship_batch()}
+        self.queued: dict[bool, set[str]] = {False: set(), True: set()}
+        self.added_ids: set[str] = set()  # every profile this sync put in the list (for mirror)
+
+    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
+        rendered = render_profile_reference(data)
+        if isinstance(rendered, Rejection):
+            self.report.rejected(stream, ordinal, rendered)
+            return
+        profile_id = str(data["klaviyo_profile_id"])
+        if profile_id in self.queued[not remove]:
+            self._flush(not remove)
+        if not self.batches[remove].fits(rendered):
+            self._flush(remove)
+        self.batches[remove].add(Entry(seq, stream, ordinal, rendered))
+        self.queued[remove].add(profile_id)
+        if remove:
+            self.added_ids.discard(profile_id)
+        else:
+            self.added_ids.add(profile_id)
+
+    def _flush(self, remove: bool) -> None:
+        batch = self.batches[remove]
+        if not len(batch):
+            return
+        self.batches[remove] = new_relationship_batch()
+        self.queued[remove] = set()
+        kind = "list removals" if remove else "list additions"
+
+        def send(body: bytes) -> str:
+            assert self.client is not None and self.list_id is not None
+            self.client.edit_list_members(self.list_id, body, remove=remove)
+            return f"{kind} for list {self.list_id}"
+
+        action = "remove" if remove else "add"
+        deliver(batch, send, self.report, kind, _RELATIONSHIP_POINTER, self.dry_run, action, self.target)
+
+    def flush(self) -> None:
+        # Order between the two only matters for a profile in both, and `add` never lets that happen.
+        self._flush(False)
+        self._flush(True)
+
+    def lowest_pending_seq(self) -> Optional[int]:
+        seqs = [s for s in (b.first_seq() for b in self.batches.values()) if s is not None]
+        return min(seqs) if seqs else None

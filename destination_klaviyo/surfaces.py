@@ -23,12 +23,20 @@ UPSERT_MODES: tuple[DestinationSyncMode, ...] = (
     DestinationSyncMode.update,
 )
 
-# Surfaces implemented by this version, with the destination sync modes each honours.
+# The destination sync modes each surface honours:
+# - upsert modes: profiles upsert; list_memberships upsert and add; by_profile_id adds (a row with
+#   `_ab_cdc_deleted_at` set is removed instead);
+# - soft_delete (by_profile_id only): every row is removed from its list;
+# - overwrite (by_profile_id only): mirror. Rows are added, then the list's members absent from this
+#   sync are removed, once the stream is complete.
 SUPPORTED_MODES: dict[Surface, tuple[DestinationSyncMode, ...]] = {
     Surface.PROFILES: UPSERT_MODES,
+    Surface.LIST_MEMBERSHIPS: UPSERT_MODES,
+    Surface.LIST_MEMBERSHIPS_BY_PROFILE_ID: UPSERT_MODES
+    + (DestinationSyncMode.soft_delete, DestinationSyncMode.overwrite),
 }
 
-# Identifier columns a surface matches profiles on, as (column, rendered Klaviyo key).
+# The columns a surface matches profiles on (matching keys of `discover`).
 MATCHING_KEYS: dict[Surface, tuple[str, ...]] = {
     Surface.PROFILES: ("email", "phone_number", "external_id"),
     Surface.LIST_MEMBERSHIPS: ("email", "phone_number", "external_id", "klaviyo_profile_id"),
@@ -36,8 +44,7 @@ MATCHING_KEYS: dict[Surface, tuple[str, ...]] = {
 }
 
 
-def implemented_surfaces() -> list[Surface]:
-    return [s for s in Surface if s in SUPPORTED_MODES]
+LIST_SURFACES = frozenset({Surface.LIST_MEMBERSHIPS, Surface.LIST_MEMBERSHIPS_BY_PROFILE_ID})
 
 
 def all_supported_modes() -> list[DestinationSyncMode]:

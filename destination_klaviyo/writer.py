@@ -4,31 +4,36 @@ Batches keep filling across state messages (a state does not force a tiny job); 
 as soon as every row before it has been accepted. States also force a flush when they have waited
 longer than STATE_MAX_WAIT_SECONDS, so a slow trickle of rows cannot hold the source's progress
 back for the whole sync. On failure, rows already accepted keep their states; nothing after the
-failure point is acknowledged.
+failure point is acknowledged, and no mirror removal runs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable, Iterator, Optional
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
-from airbyte_cdk.models import ConfiguredAirbyteCatalog, FailureType
+from airbyte_cdk.models import ConfiguredAirbyteCatalog, DestinationSyncMode, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.errors import as_traced
+from destination_klaviyo.mirror import mirror_list
+from destination_klaviyo.registry import registry_update_message
 from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import StreamRoute, route_catalog
-from destination_klaviyo.sinks import BulkImportSink, Sink
+from destination_klaviyo.sinks import BulkImportSink, RelationshipSink, Sink
 from destination_klaviyo.state import StateLedger, StreamKey
-from destination_klaviyo.surfaces import Surface
+from destination_klaviyo.surfaces import LIST_SURFACES, Surface
+from destination_klaviyo.targets import Resolution, TargetResolver
 
 logger = logging.getLogger("airbyte")
 
 STATE_MAX_WAIT_SECONDS = 60.0
+CDC_DELETED_AT = "_ab_cdc_deleted_at"
 
 
 class UnknownStream(AirbyteTracedException):
@@ -36,22 +41,33 @@ class UnknownStream(AirbyteTracedException):
 
 
 class KlaviyoWriter:
-    def __init__(self, config: KlaviyoConfig, catalog: ConfiguredAirbyteCatalog, client: Optional[KlaviyoClient]) -> None:
-        # Routing first: an unmapped stream or unsupported mode fails before any request.
+    def __init__(
+        self,
+        config: KlaviyoConfig,
+        catalog: ConfiguredAirbyteCatalog,
+        client_factory: Callable[[], KlaviyoClient],
+        raw_config: Mapping[str, Any],
+    ) -> None:
+        # Routing first: an unmapped stream or unsupported mode fails before any client exists.
         self.routes = route_catalog(config, catalog)
         self.config = config
-        self.client = client
-        self.report = SyncReport()
+        self.raw_config = raw_config
+        self.client = client_factory()
+        self.report = SyncReport(dry_run=config.dry_run)
         self.ledger = StateLedger()
-        self.sinks: dict[Any, Sink] = {}
+        self.resolver = TargetResolver(config, self.client)
+        self.sinks: dict[tuple[Surface, str], Sink] = {}
+        self.completed: set[StreamKey] = set()
+        self.incomplete: set[StreamKey] = set()
+        self.mirror_targets: dict[StreamKey, set[str]] = defaultdict(set)
         self._oldest_pending_state: Optional[float] = None
         for route in self.routes.values():
             logger.info(f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}")
 
+    # -- routing rows -----------------------------------------------------------------------------
     def _route(self, record: dict[str, Any]) -> StreamRoute:
         name = record.get("stream")
-        key: StreamKey = (record.get("namespace"), name or "")
-        route = self.routes.get(key)
+        route = self.routes.get((record.get("namespace"), name or ""))
         if route is None:
             matches = [r for r in self.routes.values() if r.name == name]
             if len(matches) == 1:
@@ -60,15 +76,82 @@ class KlaviyoWriter:
             raise UnknownStream(message=text, internal_message=text, failure_type=FailureType.system_error)
         return route
 
-    def _sink_for(self, route: StreamRoute) -> Sink:
-        if route.surface is Surface.PROFILES:
-            sink = self.sinks.get(Surface.PROFILES)
-            if sink is None:
-                sink = BulkImportSink(self.client, self.report, dry_run=self.config.dry_run)
-                self.sinks[Surface.PROFILES] = sink
-            return sink
-        raise NotImplementedError(route.surface.value)  # routing refuses unimplemented surfaces earlier
+    def _target(self, route: StreamRoute, data: dict[str, Any]) -> str | Rejection:
+        """The target column when present and non-null, else the stream's `target`, else its name."""
+        value = data.get(self.config.target_field)
+        if value is None:
+            return route.default_target or route.name
+        if not isinstance(value, str) or not value.strip():
+            return Rejection("invalid_target", f"column '{self.config.target_field}' must be a non-empty list name")
+        return value
 
+    def _resolve(self, target: str) -> Iterator[dict[str, Any]]:
+        """Resolve a target once; persist a newly found or created list id in the registry."""
+        if target in self.resolver.resolved:
+            return
+        resolution = self.resolver.resolve(target)
+        self.report.resolved(target, _describe(resolution))
+        if resolution.is_new_registry_entry and not self.config.dry_run:
+            yield registry_update_message(self.raw_config, self.resolver.new_registry_entries())
+
+    def _sink(self, route: StreamRoute, target: Optional[str]) -> Sink:
+        key = (route.surface, target or "")
+        sink = self.sinks.get(key)
+        if sink is None:
+            dry_run = self.config.dry_run
+            if route.surface is Surface.PROFILES:
+                sink = BulkImportSink(self.client, self.report, dry_run=dry_run)
+            else:
+                assert target is not None
+                list_id = self.resolver.resolved[target].list_id
+                if route.surface is Surface.LIST_MEMBERSHIPS:
+                    sink = BulkImportSink(
+                        self.client,
+                        self.report,
+                        list_id=list_id,
+                        target=target,
+                        accept_profile_id=True,
+                        excluded_columns=(self.config.target_field,),
+                        dry_run=dry_run or list_id is None,
+                    )
+                else:
+                    sink = RelationshipSink(self.client, self.report, list_id, target, dry_run=dry_run or list_id is None)
+            self.sinks[key] = sink
+        return sink
+
+    def _accept_record(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        route = self._route(record)
+        seq = self.ledger.next_record(route.key)
+        ordinal = self.report.received(route.name)
+        data = record.get("data")
+        if not isinstance(data, dict):
+            self.report.rejected(route.name, ordinal, Rejection("invalid_record", "record data is not a JSON object"))
+            return
+        remove = route.sync_mode is DestinationSyncMode.soft_delete or data.get(CDC_DELETED_AT) is not None
+        if remove and route.surface is not Surface.LIST_MEMBERSHIPS_BY_PROFILE_ID:
+            self.report.rejected(
+                route.name,
+                ordinal,
+                Rejection(
+                    "delete_not_supported",
+                    f"row is a deletion ({CDC_DELETED_AT} is set) and the '{route.surface.value}' surface cannot remove; "
+                    "use list_memberships_by_profile_id to remove list members",
+                ),
+            )
+            return
+        target: Optional[str] = None
+        if route.surface in LIST_SURFACES:
+            found = self._target(route, data)
+            if isinstance(found, Rejection):
+                self.report.rejected(route.name, ordinal, found)
+                return
+            target = found
+            yield from self._resolve(target)
+            if route.sync_mode is DestinationSyncMode.overwrite:
+                self.mirror_targets[route.key].add(target)
+        self._sink(route, target).add(seq, route.name, ordinal, data, remove=remove)
+
+    # -- states -----------------------------------------------------------------------------------
     def _lowest_pending(self) -> Optional[int]:
         pending = [seq for sink in self.sinks.values() if (seq := sink.lowest_pending_seq()) is not None]
         return min(pending) if pending else None
@@ -84,11 +167,57 @@ class KlaviyoWriter:
         for sink in self.sinks.values():
             sink.flush()
 
+    def _stream_status(self, trace: dict[str, Any]) -> None:
+        """The platform sends STREAM_STATUS COMPLETE per stream once the source finished cleanly."""
+        status = trace.get("stream_status") or {}
+        descriptor = status.get("stream_descriptor") or {}
+        key = (descriptor.get("namespace") or None, descriptor.get("name", ""))
+        matches = [k for k in self.routes if k == key or (k[1] == key[1] and not key[0])]
+        for route_key in matches:
+            if status.get("status") == "COMPLETE":
+                self.completed.add(route_key)
+            elif status.get("status") == "INCOMPLETE":
+                self.incomplete.add(route_key)
+
+    # -- mirror -----------------------------------------------------------------------------------
+    def _mirror(self) -> Iterator[dict[str, Any]]:
+        mirror_routes = [r for r in self.routes.values() if r.sync_mode is DestinationSyncMode.overwrite]
+        keep: dict[str, set[str]] = defaultdict(set)  # list id -> profiles this sync added (all streams)
+        for (surface, target), sink in self.sinks.items():
+            if isinstance(sink, RelationshipSink) and sink.list_id:
+                keep[sink.list_id] |= sink.added_ids
+        blocked: set[str] = set()
+        targets: dict[str, set[StreamKey]] = defaultdict(set)
+        for route in mirror_routes:
+            wanted = self.mirror_targets[route.key] or {route.default_target or route.name}
+            for target in wanted:
+                targets[target].add(route.key)
+            if route.key not in self.completed or route.key in self.incomplete:
+                blocked |= wanted
+                logger.warning(
+                    f"Mirror of stream '{route.name}' skipped: the stream was not reported complete "
+                    "(no STREAM_STATUS COMPLETE received), so no list member is removed."
+                )
+        for target in sorted(set(targets) - blocked):
+            if target not in self.resolver.resolved:
+                resolution = self.resolver.resolve(target, create=False)  # no rows: never create just to empty it
+                if resolution.list_id is None:
+                    continue
+                self.report.resolved(target, _describe(resolution))
+                if resolution.is_new_registry_entry and not self.config.dry_run:
+                    yield registry_update_message(self.raw_config, self.resolver.new_registry_entries())
+            list_id = self.resolver.resolved[target].list_id
+            if list_id is None:
+                continue  # a dry run's list-to-be has no members
+            mirror_list(self.client, self.report, list_id, target, keep[list_id], dry_run=self.config.dry_run)
+
+    # -- the loop ---------------------------------------------------------------------------------
     def write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        prefix = "Dry run plan" if self.config.dry_run else "Sync summary"
         try:
             yield from self._write(messages)
         except (KlaviyoApiError, KlaviyoUnreachable) as exc:
-            self.report.log_summary("Sync summary (failed)")
+            self.report.log_summary(f"{prefix} (failed)")
             raise as_traced(exc) from None
         except BaseException:
             # Deliver what was read before the failure so its states can still be committed.
@@ -97,22 +226,18 @@ class KlaviyoWriter:
                 yield from self._released_states()
             except Exception as flush_exc:  # the original error is the one to report
                 logger.error(f"Could not deliver buffered rows after the failure: {type(flush_exc).__name__}")
-            self.report.log_summary("Sync summary (failed)")
+            self.report.log_summary(f"{prefix} (failed)")
             raise
+        if self.config.dry_run:
+            dropped = self.ledger.discard()
+            logger.info(f"Dry run: {dropped} state message(s) were not emitted, so a later real sync re-reads these rows.")
+        self.report.log_summary(prefix)
 
     def _write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for message in messages:
             kind = message["type"]
             if kind == "RECORD":
-                record = message.get("record") or {}
-                route = self._route(record)
-                seq = self.ledger.next_record(route.key)
-                ordinal = self.report.received(route.name)
-                data = record.get("data")
-                if not isinstance(data, dict):
-                    self.report.rejected(route.name, ordinal, Rejection("invalid_record", "record data is not a JSON object"))
-                else:
-                    self._sink_for(route).add(seq, route.name, ordinal, data)
+                yield from self._accept_record(message.get("record") or {})
                 yield from self._released_states()
             elif kind == "STATE":
                 self.ledger.add_state(message)
@@ -121,12 +246,15 @@ class KlaviyoWriter:
                 elif time.monotonic() - self._oldest_pending_state > STATE_MAX_WAIT_SECONDS:
                     self.flush_all()
                 yield from self._released_states()
-            # LOG, TRACE and CONTROL messages from the source need no action here.
+            elif kind == "TRACE" and (message.get("trace") or {}).get("type") == "STREAM_STATUS":
+                self._stream_status(message["trace"])
+            # LOG, other TRACE and CONTROL messages from the source need no action here.
         self.flush_all()
         yield from self._released_states()
-        if self.config.dry_run:
-            dropped = self.ledger.discard()
-            logger.info(f"Dry run: {dropped} state message(s) were not emitted, so a later real sync re-reads these rows.")
-            self.report.log_summary("Dry run plan")
-        else:
-            self.report.log_summary()
+        yield from self._mirror()
+
+
+def _describe(resolution: Resolution) -> str:
+    if resolution.list_id is None:
+        return "a new list (dry run: would create it)"
+    return f"list {resolution.list_id} ({resolution.how})"

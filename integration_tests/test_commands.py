@@ -26,9 +26,11 @@ def test_spec():
         "list_mappings",
         "manage_lists",
         "dry_run",
+        "target_registry",
     }
     assert props["private_api_key"]["airbyte_secret"] is True
-    assert spec["supported_destination_sync_modes"] == ["append", "append_dedup", "update"]
+    assert props["target_registry"]["airbyte_hidden"] is True
+    assert spec["supported_destination_sync_modes"] == ["append", "overwrite", "append_dedup", "update", "soft_delete"]
 
 
 def test_check_succeeds_with_a_good_key(emulator):
@@ -69,8 +71,18 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
     assert run.returncode == 0, run.stderr
     (message,) = run.of_type("DESTINATION_CATALOG")
     operations = message["destination_catalog"]["operations"]
-    profiles = [op for op in operations if op["object_name"] == "profiles"]
-    assert sorted(op["sync_mode"] for op in profiles) == ["append", "append_dedup", "update"]
-    assert profiles[0]["matching_keys"] == [["email"], ["phone_number"], ["external_id"]]
-    assert "email" in profiles[0]["json_schema"]["properties"]
+    modes = {}
+    for op in operations:
+        modes.setdefault(op["object_name"], set()).add(op["sync_mode"])
+    assert modes == {
+        "profiles": {"append", "append_dedup", "update"},
+        "list_memberships": {"append", "append_dedup", "update"},
+        "list_memberships_by_profile_id": {"append", "append_dedup", "update", "soft_delete", "overwrite"},
+    }
+    keys = {op["object_name"]: op["matching_keys"] for op in operations}
+    assert keys["profiles"] == [["email"], ["phone_number"], ["external_id"]]
+    assert keys["list_memberships"] == [["email"], ["phone_number"], ["external_id"], ["klaviyo_profile_id"]]
+    assert keys["list_memberships_by_profile_id"] == [["klaviyo_profile_id"]]
+    profiles = next(op for op in operations if op["object_name"] == "profiles")
+    assert "email" in profiles["json_schema"]["properties"]
     assert "pk_discover_secret" not in run.stdout + run.stderr
