@@ -52,6 +52,26 @@ class EmulatorProcess:
     def reset(self) -> None:
         requests.post(f"{self.url}/__emulator__/reset", timeout=30).raise_for_status()
 
+    def api(self, method: str, path: str, body: Optional[dict[str, Any]] = None, **params: Any) -> Any:
+        """Call the emulated Klaviyo API itself, e.g. to seed lists and members before a sync."""
+        headers = {"Authorization": f"Klaviyo-API-Key {EMULATOR_KEY}", "revision": "2026-04-15", "Content-Type": "application/vnd.api+json"}
+        response = requests.request(method, f"{self.url}{path}", json=body, params=params, headers=headers, timeout=60)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def create_list(self, name: str) -> str:
+        return self.api("POST", "/api/lists", {"data": {"type": "list", "attributes": {"name": name}}})["data"]["id"]
+
+    def add_members(self, list_id: str, profile_ids: Iterable[str]) -> None:
+        ids = list(profile_ids)
+        for start in range(0, len(ids), 1000):
+            data = [{"type": "profile", "id": p} for p in ids[start : start + 1000]]
+            self.api("POST", f"/api/lists/{list_id}/relationships/profiles", {"data": data})
+
+    def requests_since(self, count: int) -> list[dict[str, Any]]:
+        """The API requests logged after the first `count` (those made before a connector run)."""
+        return self.state()["requests"][count:]
+
     def fault(self, **spec: Any) -> None:
         requests.post(f"{self.url}/__emulator__/faults", json=spec, timeout=30).raise_for_status()
 
@@ -142,6 +162,18 @@ def stream_state(stream: str, cursor: Any) -> dict[str, Any]:
             "type": "STREAM",
             "stream": {"stream_descriptor": {"name": stream}, "stream_state": {"cursor": cursor}},
             "sourceStats": {"recordCount": 0.0},
+        },
+    }
+
+
+def stream_status(stream: str, status: str = "COMPLETE") -> dict[str, Any]:
+    """What the platform sends a destination once a stream's source side is done."""
+    return {
+        "type": "TRACE",
+        "trace": {
+            "type": "STREAM_STATUS",
+            "emitted_at": 1_700_000_000_000,
+            "stream_status": {"stream_descriptor": {"name": stream}, "status": status},
         },
     }
 

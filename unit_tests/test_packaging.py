@@ -26,6 +26,7 @@ def test_metadata_is_valid_for_airbyte():
     assert data["dockerRepository"] == "airbyte/destination-klaviyo"
     assert data["allowedHosts"]["hosts"] == ["a.klaviyo.com"]
     assert data["supportsDataActivation"] is True
+    assert data["supportsRefreshes"] is True  # the platform then sends STREAM_STATUS COMPLETE (mirror needs it)
 
 
 def test_versions_agree():

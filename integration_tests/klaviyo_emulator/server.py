@@ -285,6 +285,9 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
             if fault is not None:
                 if fault.delay_seconds:
                     time.sleep(fault.delay_seconds)
+                if fault.apply:
+                    # The request takes effect, but the client gets an error: a lost response.
+                    self._route(method, path, query, body)
                 if fault.status is not None:
                     headers = {}
                     if fault.retry_after is not None:
@@ -600,7 +603,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                 spec = json.loads(body or b"null")
                 if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
                     raise ApiError(400, "Fault body must be an object with at least 'path'.", pointer="/path")
-                allowed = {"method", "path", "status", "count", "retry_after", "delay_seconds", "code", "detail", "skip", "pointer"}
+                allowed = {"method", "path", "status", "count", "retry_after", "delay_seconds", "code", "detail", "skip", "pointer", "apply"}
                 unknown = set(spec) - allowed
                 if unknown:
                     raise ApiError(400, f"Unknown fault fields: {sorted(unknown)}.", pointer="/")
@@ -616,6 +619,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                         detail=spec.get("detail"),
                         skip=int(spec.get("skip") or 0),
                         pointer=spec.get("pointer"),
+                        apply=bool(spec.get("apply")),
                     )
                 except (TypeError, ValueError) as exc:
                     raise ApiError(400, f"Invalid fault: {exc}", pointer="/") from None

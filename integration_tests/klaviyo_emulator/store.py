@@ -128,6 +128,8 @@ class Fault:
     ``status`` ``None`` means "only delay, then serve normally".  ``skip`` lets
     that many matching requests through untouched first (e.g. fail the 3rd job).
     ``pointer`` is the error's ``source.pointer`` (e.g. to blame one profile).
+    ``apply`` serves the request for real and then answers with the fault: a
+    response lost after the server acted (e.g. a list create that "timed out").
     """
 
     path: str
@@ -140,6 +142,7 @@ class Fault:
     detail: Optional[str] = None
     skip: int = 0
     pointer: Optional[str] = None
+    apply: bool = False
     id: str = field(default_factory=lambda: secrets.token_hex(6))
     hits: int = 0
 
@@ -165,6 +168,7 @@ class Fault:
             "detail": self.detail,
             "skip": self.skip,
             "pointer": self.pointer,
+            "apply": self.apply,
         }
 
 
@@ -481,6 +485,7 @@ class EmulatorStore:
         detail: Optional[str] = None,
         skip: int = 0,
         pointer: Optional[str] = None,
+        apply: bool = False,
     ) -> Fault:
         """Queue a fault; see :class:`Fault` for matching rules."""
         if count < 1:
@@ -500,6 +505,7 @@ class EmulatorStore:
             detail=detail,
             skip=max(0, int(skip)),
             pointer=pointer,
+            apply=apply,
         )
         with self.lock:
             self.faults.append(fault)
