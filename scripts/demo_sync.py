@@ -42,6 +42,9 @@ def generate(rows: int) -> list[dict]:
         if i % 997 == 0:  # a few rows that cannot become a profile: no identifier at all
             data = {"first_name": "Nobody", "plan": "free"}
         messages.append(record("customers", data))
+        if i % 50 == 1 and data.get("email"):  # an audience: every 50th customer, in one of two lists
+            audience = "VIP customers" if i % 100 == 1 else "Win-back, Q4"
+            messages.append(record("audiences", {"email": data["email"], "list": audience, "source": "demo"}))
         if (i + 1) % 1000 == 0:
             messages.append(stream_state("customers", i + 1))
     return messages
@@ -52,8 +55,14 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=12_000)
     args = parser.parse_args()
 
-    config = {"private_api_key": EMULATOR_KEY, "streams": [{"stream": "customers", "surface": "profiles"}]}
-    configured = catalog(configured_stream("customers", "append_dedup"))
+    config = {
+        "private_api_key": EMULATOR_KEY,
+        "streams": [
+            {"stream": "customers", "surface": "profiles"},
+            {"stream": "audiences", "surface": "list_memberships"},
+        ],
+    }
+    configured = catalog(configured_stream("customers", "append_dedup"), configured_stream("audiences", "append"))
     messages = generate(args.rows)
 
     with EmulatorProcess() as emulator:
@@ -70,15 +79,22 @@ def main() -> int:
         landed = emulator.state()
 
     states = run.states
-    print(f"write: {args.rows} rows in {elapsed:.1f}s; {len(states)} state messages echoed, last cursor "
+    print(f"write: {args.rows} customer rows (+ audience rows) in {elapsed:.1f}s; {len(states)} state messages echoed, last cursor "
           f"{states[-1]['stream']['stream_state']['cursor'] if states else None}")
     for line in run.logs:
-        if "summary" in line.lower() or "accepted bulk import job" in line:
+        if "summary" in line.lower() or "accepted bulk import job" in line or "Created Klaviyo list" in line:
             print("  connector:", line)
+    for control in run.of_type("CONTROL"):
+        registry = control["control"]["connectorConfig"]["config"].get("target_registry")
+        print(f"  connector: config update for Airbyte to store (key masked): target_registry={registry}")
     profiles = landed["profiles"]
     print(f"Klaviyo emulator now holds {len(profiles)} profiles from {len(landed['jobs'])} bulk import jobs:")
     for job in landed["jobs"]:
-        print(f"  job {job['id']}: {job['profile_count']} profiles, {job['body_size']} bytes")
+        into = f" into list {job['list_id']}" if job["list_id"] else ""
+        print(f"  job {job['id']}: {job['profile_count']} profiles, {job['body_size']} bytes{into}")
+    for item in landed["lists"]:
+        members = len(landed["memberships"].get(item["id"], []))
+        print(f"Klaviyo list {item['id']} '{item['name']}': {members} members")
     sample = profiles[1] if len(profiles) > 1 else (profiles[0] if profiles else None)
     if sample:
         print("A profile as Klaviyo stored it:")
