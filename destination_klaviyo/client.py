@@ -50,7 +50,9 @@ class ApiErrorItem:
 class KlaviyoApiError(Exception):
     """A non-success HTTP answer from Klaviyo, with its JSON:API `errors` parsed."""
 
-    def __init__(self, method: str, path: str, status: int, errors: list[ApiErrorItem], retry_after: Optional[str] = None):
+    def __init__(
+        self, method: str, path: str, status: int, errors: list[ApiErrorItem], retry_after: Optional[str] = None
+    ):
         self.method = method
         self.path = path
         self.status = status
@@ -154,9 +156,13 @@ class KlaviyoClient:
         except requests.exceptions.RetryError as exc:
             raise KlaviyoUnreachable(f"{method} {path}: gave up after retries ({type(exc).__name__})") from None
         except requests.exceptions.RequestException as exc:
-            raise KlaviyoUnreachable(f"could not reach {self.origin} for {method} {path}: {type(exc).__name__}") from None
+            raise KlaviyoUnreachable(
+                f"could not reach {self.origin} for {method} {path}: {type(exc).__name__}"
+            ) from None
         if response.status_code >= 400:
-            raise KlaviyoApiError(method, path, response.status_code, _parse_errors(response), response.headers.get("Retry-After"))
+            raise KlaviyoApiError(
+                method, path, response.status_code, _parse_errors(response), response.headers.get("Retry-After")
+            )
         return response
 
     def get_accounts(self) -> dict[str, Any]:
@@ -173,7 +179,10 @@ class KlaviyoClient:
         """Every list whose name is exactly `name` (Klaviyo filters; we re-check), across all pages."""
         found: list[dict[str, Any]] = []
         url: Optional[str] = "/api/lists"
-        params: Optional[dict[str, Any]] = {"filter": f"equals(name,{quote_filter_string(name)})", "fields[list]": "name,created"}
+        params: Optional[dict[str, Any]] = {
+            "filter": f"equals(name,{quote_filter_string(name)})",
+            "fields[list]": "name,created",
+        }
         while url:
             payload = orjson.loads(self.request("GET", url, params=params).content)
             found += [item for item in payload.get("data", []) if (item.get("attributes") or {}).get("name") == name]

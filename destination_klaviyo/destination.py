@@ -62,7 +62,13 @@ class DestinationKlaviyo(Destination):
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         try:
             parsed = parse_config(config)
-            client = KlaviyoClient(parsed.private_api_key.get_secret_value(), parsed.api_revision, retries=1, backoff_factor=0.5, timeout=(10.0, 30.0))
+            client = KlaviyoClient(
+                parsed.private_api_key.get_secret_value(),
+                parsed.api_revision,
+                retries=1,
+                backoff_factor=0.5,
+                timeout=(10.0, 30.0),
+            )
         except AirbyteTracedException as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)
         except ValueError as exc:  # a malformed KLAVIYO_API_ORIGIN
@@ -93,7 +99,9 @@ class DestinationKlaviyo(Destination):
         messages: Iterable[dict[str, Any]],
     ) -> Iterator[dict[str, Any]]:
         parsed = parse_config(config)
-        writer = KlaviyoWriter(parsed, configured_catalog, client_factory=lambda: self._client(parsed), raw_config=config)
+        writer = KlaviyoWriter(
+            parsed, configured_catalog, client_factory=lambda: self._client(parsed), raw_config=config
+        )
         try:
             yield from writer.write(messages)
         finally:
@@ -128,7 +136,12 @@ class DestinationKlaviyo(Destination):
         except AirbyteTracedException as exc:
             if command != "check":
                 raise
-            yield dumps(AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)))
+            yield dumps(
+                AirbyteMessage(
+                    type=Type.CONNECTION_STATUS,
+                    connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=exc.message),
+                )
+            )
             return
         if command == "check":
             for message in super().run_cmd(parsed_args):

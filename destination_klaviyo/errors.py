@@ -38,7 +38,9 @@ def explain(exc: Exception) -> str:
                 f"The private API key lacks a scope needed for {exc.method} {exc.path} (403: {details}). "
                 f"Give the key these scopes: {REQUIRED_SCOPES}."
             )
-        if exc.status == 400 and any(e.pointer in ("revision",) or (e.code or "").startswith("invalid_revision") for e in exc.errors):
+        if exc.status == 400 and any(
+            e.pointer in ("revision",) or (e.code or "").startswith("invalid_revision") for e in exc.errors
+        ):
             return f"Klaviyo does not accept the configured `api_revision` ({details}). Use a date revision such as 2026-04-15."
         return f"Klaviyo answered {exc.status} to {exc.method} {exc.path}: {details}"
     return str(exc)

@@ -12,7 +12,7 @@ a 10,000-profile job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Union
 
 import orjson
 
@@ -74,31 +74,25 @@ def _as_text(column: str, value: Any, allow_numbers: bool) -> Union[str, Rejecti
     return Rejection("invalid_value", f"column '{column}' must be a string, got {kind}")
 
 
+# (columns, in order of preference) -> rendered key, and whether a number is accepted as text.
+_IDENTIFIERS: tuple[tuple[tuple[str, ...], str, bool], ...] = (
+    (("email",), "email", False),
+    (PHONE_COLUMNS, "phone_number", False),
+    (("external_id",), "external_id", True),
+)
+_PROFILE_ID: tuple[tuple[str, ...], str, bool] = ((PROFILE_ID_COLUMN,), "id", False)
+
+
 def _identifiers(data: Mapping[str, Any], accept_profile_id: bool) -> Union[dict[str, Any], Rejection]:
     found: dict[str, Any] = {}
-    email = data.get("email")
-    if not _is_blank(email):
-        text = _as_text("email", email, allow_numbers=False)
+    for columns, key, allow_numbers in _IDENTIFIERS + ((_PROFILE_ID,) if accept_profile_id else ()):
+        column = next((c for c in columns if not _is_blank(data.get(c))), None)
+        if column is None:
+            continue
+        text = _as_text(column, data[column], allow_numbers=allow_numbers)
         if isinstance(text, Rejection):
             return text
-        found["email"] = text
-    phone_column = next((c for c in PHONE_COLUMNS if not _is_blank(data.get(c))), None)
-    if phone_column is not None:
-        text = _as_text(phone_column, data[phone_column], allow_numbers=False)
-        if isinstance(text, Rejection):
-            return text
-        found["phone_number"] = text
-    external_id = data.get("external_id")
-    if not _is_blank(external_id):
-        text = _as_text("external_id", external_id, allow_numbers=True)
-        if isinstance(text, Rejection):
-            return text
-        found["external_id"] = text
-    if accept_profile_id and not _is_blank(data.get(PROFILE_ID_COLUMN)):
-        text = _as_text(PROFILE_ID_COLUMN, data[PROFILE_ID_COLUMN], allow_numbers=False)
-        if isinstance(text, Rejection):
-            return text
-        found["id"] = text
+        found[key] = text
     return found
 
 
@@ -173,13 +167,12 @@ def render_profile(
 
 def render_profile_reference(data: Mapping[str, Any]) -> Rendered:
     """Render a row of `list_memberships_by_profile_id` as `{"type": "profile", "id": ...}`."""
-    value: Optional[Any] = data.get(PROFILE_ID_COLUMN)
-    if _is_blank(value):
+    found = _identifiers({PROFILE_ID_COLUMN: data.get(PROFILE_ID_COLUMN)}, accept_profile_id=True)
+    if isinstance(found, Rejection):
+        return found
+    if "id" not in found:
         return Rejection(
             "missing_identifier",
             f"record has no '{PROFILE_ID_COLUMN}': list_memberships_by_profile_id matches profiles only by Klaviyo profile id",
         )
-    text = _as_text(PROFILE_ID_COLUMN, value, allow_numbers=False)
-    if isinstance(text, Rejection):
-        return text
-    return orjson.dumps({"type": "profile", "id": text})
+    return orjson.dumps({"type": "profile", "id": found["id"]})

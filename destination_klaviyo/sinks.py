@@ -27,6 +27,20 @@ _RELATIONSHIP_POINTER = re.compile(r"^/data/(\d+)(/.*)?$")
 
 
 class Sink(ABC):
+    def __init__(
+        self,
+        client: Optional[KlaviyoClient],
+        report: SyncReport,
+        list_id: Optional[str],
+        target: Optional[str],
+        dry_run: bool,
+    ) -> None:
+        self.client = client
+        self.report = report
+        self.list_id = list_id
+        self.target = target
+        self.dry_run = dry_run
+
     @abstractmethod
     def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
         """Take one row; deliver full batches on the way."""
@@ -110,18 +124,16 @@ class BulkImportSink(Sink):
         excluded_columns: tuple[str, ...] = (),
         dry_run: bool = False,
     ) -> None:
-        self.client = client
-        self.report = report
-        self.list_id = list_id
-        self.target = target
+        super().__init__(client, report, list_id, target, dry_run)
         self.accept_profile_id = accept_profile_id
         self.excluded_columns = excluded_columns
-        self.dry_run = dry_run
         self.batch = new_bulk_job_batch(list_id)
 
     def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
         assert not remove, "bulk import surfaces never remove; routing refuses it"
-        rendered = render_profile(data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns)
+        rendered = render_profile(
+            data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns
+        )
         if isinstance(rendered, Rejection):
             self.report.rejected(stream, ordinal, rendered)
             return
@@ -132,7 +144,9 @@ class BulkImportSink(Sink):
     def flush(self) -> None:
         if len(self.batch):
             batch, self.batch = self.batch, new_bulk_job_batch(self.list_id)
-            deliver(batch, self._send, self.report, "bulk import jobs", _BULK_POINTER, self.dry_run, "upsert", self.target)
+            deliver(
+                batch, self._send, self.report, "bulk import jobs", _BULK_POINTER, self.dry_run, "upsert", self.target
+            )
 
     def _send(self, body: bytes) -> str:
         assert self.client is not None
@@ -158,11 +172,7 @@ class RelationshipSink(Sink):
         *,
         dry_run: bool = False,
     ) -> None:
-        self.client = client
-        self.report = report
-        self.list_id = list_id
-        self.target = target
-        self.dry_run = dry_run
+        super().__init__(client, report, list_id, target, dry_run)
         self.batches = {False: new_relationship_batch(), True: new_relationship_batch()}
         self.queued: dict[bool, set[str]] = {False: set(), True: set()}
         self.added_ids: set[str] = set()  # every profile this sync put in the list (for mirror)
@@ -172,7 +182,7 @@ class RelationshipSink(Sink):
         if isinstance(rendered, Rejection):
             self.report.rejected(stream, ordinal, rendered)
             return
-        profile_id = str(data["klaviyo_profile_id"])
+        profile_id = str(data["klaviyo_profile_id"])  # validated by render_profile_reference
         if profile_id in self.queued[not remove]:
             self._flush(not remove)
         if not self.batches[remove].fits(rendered):

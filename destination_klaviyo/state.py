@@ -69,9 +69,7 @@ class StateLedger:
         `lowest_unaccepted_seq` is the smallest sequence number still buffered or in flight, or None
         when nothing is.
         """
-        while self._pending and (
-            lowest_unaccepted_seq is None or self._pending[0].position <= lowest_unaccepted_seq
-        ):
+        while self._pending and (lowest_unaccepted_seq is None or self._pending[0].position <= lowest_unaccepted_seq):
             yield self._pending.popleft().message
 
     def discard(self) -> int:

@@ -70,7 +70,7 @@ class TargetResolver:
         if not self.config.manage_lists:
             raise config_error(
                 f"No Klaviyo list is named exactly '{target}', and `manage_lists` is off. Create the list in "
-                f"Klaviyo, add {{\"target\": \"{target}\", \"list_id\": \"...\"}} to `list_mappings`, or turn on `manage_lists`."
+                f'Klaviyo, add {{"target": "{target}", "list_id": "..."}} to `list_mappings`, or turn on `manage_lists`.'
             )
         if self.config.dry_run:
             return Resolution(target, None, "would create (dry run)")
@@ -106,7 +106,9 @@ class TargetResolver:
                             f"Klaviyo refused to create the list '{target}': the account reached Klaviyo's limit of 150 "
                             "list creations per day. Map existing lists with `list_mappings`, or retry the sync tomorrow."
                         )
-                        raise AirbyteTracedException(message=text, internal_message=text, failure_type=FailureType.transient_error) from None
+                        raise AirbyteTracedException(
+                            message=text, internal_message=text, failure_type=FailureType.transient_error
+                        ) from None
                     time.sleep(min(wait or 1.0, 60.0))
                 elif exc.status < 500:
                     raise

@@ -62,7 +62,9 @@ class KlaviyoWriter:
         self.mirror_targets: dict[StreamKey, set[str]] = defaultdict(set)
         self._oldest_pending_state: Optional[float] = None
         for route in self.routes.values():
-            logger.info(f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}")
+            logger.info(
+                f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}"
+            )
 
     # -- routing rows -----------------------------------------------------------------------------
     def _route(self, record: dict[str, Any]) -> StreamRoute:
@@ -115,7 +117,9 @@ class KlaviyoWriter:
                         dry_run=dry_run or list_id is None,
                     )
                 else:
-                    sink = RelationshipSink(self.client, self.report, list_id, target, dry_run=dry_run or list_id is None)
+                    sink = RelationshipSink(
+                        self.client, self.report, list_id, target, dry_run=dry_run or list_id is None
+                    )
             self.sinks[key] = sink
         return sink
 
@@ -230,7 +234,9 @@ class KlaviyoWriter:
             raise
         if self.config.dry_run:
             dropped = self.ledger.discard()
-            logger.info(f"Dry run: {dropped} state message(s) were not emitted, so a later real sync re-reads these rows.")
+            logger.info(
+                f"Dry run: {dropped} state message(s) were not emitted, so a later real sync re-reads these rows."
+            )
         self.report.log_summary(prefix)
 
     def _write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -54,7 +54,11 @@ class EmulatorProcess:
 
     def api(self, method: str, path: str, body: Optional[dict[str, Any]] = None, **params: Any) -> Any:
         """Call the emulated Klaviyo API itself, e.g. to seed lists and members before a sync."""
-        headers = {"Authorization": f"Klaviyo-API-Key {EMULATOR_KEY}", "revision": "2026-04-15", "Content-Type": "application/vnd.api+json"}
+        headers = {
+            "Authorization": f"Klaviyo-API-Key {EMULATOR_KEY}",
+            "revision": "2026-04-15",
+            "Content-Type": "application/vnd.api+json",
+        }
         response = requests.request(method, f"{self.url}{path}", json=body, params=params, headers=headers, timeout=60)
         response.raise_for_status()
         return response.json() if response.content else None
@@ -138,7 +142,11 @@ def configured_stream(
     object_name: Optional[str] = None,
     namespace: Optional[str] = None,
 ) -> dict[str, Any]:
-    stream: dict[str, Any] = {"name": name, "json_schema": {"type": "object"}, "supported_sync_modes": ["full_refresh", "incremental"]}
+    stream: dict[str, Any] = {
+        "name": name,
+        "json_schema": {"type": "object"},
+        "supported_sync_modes": ["full_refresh", "incremental"],
+    }
     if namespace:
         stream["namespace"] = namespace
     configured: dict[str, Any] = {"stream": stream, "sync_mode": "incremental", "destination_sync_mode": mode}

@@ -175,7 +175,10 @@ def test_create_list_201_and_duplicates_allowed(emu: EmulatorServer, http: reque
         ({"data": {"type": "list", "attributes": {}}}, "/data/attributes/name"),
         ({"data": {"type": "list", "attributes": {"name": ""}}}, "/data/attributes/name"),
         ({"data": {"type": "list", "attributes": {"name": 5}}}, "/data/attributes/name"),
-        ({"data": {"type": "list", "attributes": {"name": "x", "opt_in_process": "maybe"}}}, "/data/attributes/opt_in_process"),
+        (
+            {"data": {"type": "list", "attributes": {"name": "x", "opt_in_process": "maybe"}}},
+            "/data/attributes/opt_in_process",
+        ),
         ({"data": {"type": "list"}}, "/data/attributes"),
         ({"nodata": 1}, "/data"),
     ],
@@ -263,7 +266,7 @@ TRICKY_NAMES = [
     'He said "hi"',
     "O'Brien's list",
     "back\\slash",
-    'mix \\" both \' quotes',
+    "mix \\\" both ' quotes",
     "comma, (parens) [brackets]",
     "unicodé ✓",
     "trailing\\",
@@ -431,7 +434,10 @@ def test_bulk_import_matching_order(emu: EmulatorServer, http: requests.Session)
     [
         ({"data": {"type": "profile-bulk-import-jobs", "attributes": {"profiles": {"data": []}}}}, "/data/type"),
         ({"data": {"type": "profile-bulk-import-job", "attributes": {}}}, "/data/attributes/profiles"),
-        ({"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": {}}}}}, "/data/attributes/profiles/data"),
+        (
+            {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": {}}}}},
+            "/data/attributes/profiles/data",
+        ),
         (bulk_body([prof(email="ok@x.com"), prof(first_name="NoIds")]), "/data/attributes/profiles/data/1/attributes"),
         (bulk_body([prof(email="")]), "/data/attributes/profiles/data/0/attributes"),
         (bulk_body([{"type": "person", "attributes": {"email": "a@x.com"}}]), "/data/attributes/profiles/data/0/type"),
@@ -440,9 +446,18 @@ def test_bulk_import_matching_order(emu: EmulatorServer, http: requests.Session)
             bulk_body([prof(email="a@x.com"), prof(email="b@x.com", properties={"x": {"y": None}})]),
             "/data/attributes/profiles/data/1/attributes/properties/x/y",
         ),
-        (bulk_body([prof(email="a@x.com", location={"city": None})]), "/data/attributes/profiles/data/0/attributes/location/city"),
-        (bulk_body([{"type": "profile", "id": None, "attributes": {"email": "a@x.com"}}]), "/data/attributes/profiles/data/0/id"),
-        (bulk_body([prof(email="a@x.com", favourite_colour="red")]), "/data/attributes/profiles/data/0/attributes/favourite_colour"),
+        (
+            bulk_body([prof(email="a@x.com", location={"city": None})]),
+            "/data/attributes/profiles/data/0/attributes/location/city",
+        ),
+        (
+            bulk_body([{"type": "profile", "id": None, "attributes": {"email": "a@x.com"}}]),
+            "/data/attributes/profiles/data/0/id",
+        ),
+        (
+            bulk_body([prof(email="a@x.com", favourite_colour="red")]),
+            "/data/attributes/profiles/data/0/attributes/favourite_colour",
+        ),
         (bulk_body([prof(email=5)]), "/data/attributes/profiles/data/0/attributes/email"),
         (bulk_body([prof(email="a@x.com", properties=[1])]), "/data/attributes/profiles/data/0/attributes/properties"),
     ],
@@ -614,7 +629,9 @@ def test_list_relationships_over_1000_is_400(emu: EmulatorServer, http: requests
         ({"data": [{"type": "profile", "id": "ok"}, "nope"]}, "/data/1"),
     ],
 )
-def test_list_relationships_body_validation(emu: EmulatorServer, http: requests.Session, body: Any, pointer: str) -> None:
+def test_list_relationships_body_validation(
+    emu: EmulatorServer, http: requests.Session, body: Any, pointer: str
+) -> None:
     lid = create_list(http, emu, "V")
     r = http.post(f"{emu.url}/api/lists/{lid}/relationships/profiles", json=body)
     assert r.status_code == 400 and error_of(r)["source"]["pointer"] == pointer
@@ -664,7 +681,10 @@ def test_fault_matching_method_path_and_prefix(emu: EmulatorServer, http: reques
     assert http.get(emu.url + "/api/lists").status_code == 200
     emu.store.add_fault(path="/api/lists", method="POST", status=500)
     assert http.get(emu.url + "/api/lists").status_code == 200
-    assert http.post(emu.url + "/api/lists", json={"data": {"type": "list", "attributes": {"name": "x"}}}).status_code == 500
+    assert (
+        http.post(emu.url + "/api/lists", json={"data": {"type": "list", "attributes": {"name": "x"}}}).status_code
+        == 500
+    )
 
 
 def test_delay_fault(emu: EmulatorServer, http: requests.Session) -> None:
@@ -680,8 +700,14 @@ def test_delay_fault(emu: EmulatorServer, http: requests.Session) -> None:
 def test_fault_endpoint_validation_and_clear(emu: EmulatorServer) -> None:
     assert requests.post(emu.url + "/__emulator__/faults", json={"status": 429}).status_code == 400
     assert requests.post(emu.url + "/__emulator__/faults", json={"path": "/api/x"}).status_code == 400
-    assert requests.post(emu.url + "/__emulator__/faults", json={"path": "/api/x", "status": 429, "bogus": 1}).status_code == 400
-    assert requests.post(emu.url + "/__emulator__/faults", json={"path": "/api/x", "status": 429, "count": 5}).status_code == 201
+    assert (
+        requests.post(emu.url + "/__emulator__/faults", json={"path": "/api/x", "status": 429, "bogus": 1}).status_code
+        == 400
+    )
+    assert (
+        requests.post(emu.url + "/__emulator__/faults", json={"path": "/api/x", "status": 429, "count": 5}).status_code
+        == 201
+    )
     assert requests.delete(emu.url + "/__emulator__/faults").status_code == 200
     assert emu.store.faults == []
 
@@ -753,8 +779,19 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 def test_cli_subprocess_listens_and_serves() -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "integration_tests.klaviyo_emulator", "--host", "127.0.0.1", "--port", "0",
-         "--api-key", KEY, "--api-key", KEY2],
+        [
+            sys.executable,
+            "-m",
+            "integration_tests.klaviyo_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--api-key",
+            KEY2,
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

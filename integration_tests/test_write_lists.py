@@ -45,11 +45,16 @@ TRICKY = ['VIP "gold", tier\\1', "Clients, Paris", "Ünïcødé ✓ 顧客", "it
 
 
 def test_list_memberships_creates_lists_by_exact_name_and_imports_into_them(emulator):
-    rows = [record("audiences", {"email": f"u{i}@example.com", "list": TRICKY[i % len(TRICKY)], "tier": i}) for i in range(40)]
+    rows = [
+        record("audiences", {"email": f"u{i}@example.com", "list": TRICKY[i % len(TRICKY)], "tier": i})
+        for i in range(40)
+    ]
     rows.append(record("audiences", {"email": "default@example.com"}))  # no list column: the stream's target
     rows.append(stream_state("audiences", 41))
     cfg = config(streams=[{"stream": "audiences", "surface": "list_memberships", "target": "Everyone"}])
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("audiences")), stdin=lines(rows), origin=emulator.url)
+    run = run_connector(
+        "write", config=cfg, catalog=catalog(configured_stream("audiences")), stdin=lines(rows), origin=emulator.url
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     state = emulator.state(include_bodies=True)
     names = lists_by_name(state)
@@ -60,7 +65,9 @@ def test_list_memberships_creates_lists_by_exact_name_and_imports_into_them(emul
         assert body["relationships"]["lists"]["data"][0]["id"] == job["list_id"]
         assert all("list" not in p["attributes"].get("properties", {}) for p in body["attributes"]["profiles"]["data"])
     emails_in = {
-        name: sorted(p["attributes"]["email"] for p in state["profiles"] if p["id"] in state["memberships"].get(ids[0], []))
+        name: sorted(
+            p["attributes"]["email"] for p in state["profiles"] if p["id"] in state["memberships"].get(ids[0], [])
+        )
         for name, ids in names.items()
     }
     assert emails_in["Everyone"] == ["default@example.com"]
@@ -80,7 +87,13 @@ def test_lookup_finds_existing_lists_with_tricky_names_instead_of_creating(emula
     emulator.create_list('VIP "gold", tier')  # a near miss that must not match
     before = len(emulator.state()["requests"])
     rows = [record("a", {"email": f"u{i}@example.com", "list": name}) for i, name in enumerate(TRICKY)]
-    run = run_connector("write", config=config(default_surface="list_memberships"), catalog=catalog(configured_stream("a")), stdin=lines(rows), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=config(default_surface="list_memberships"),
+        catalog=catalog(configured_stream("a")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert list_creates(emulator.requests_since(before)) == []
     jobs = emulator.state()["jobs"]
@@ -91,7 +104,13 @@ def test_paging_through_more_than_ten_lists_of_the_same_name_picks_the_oldest_an
     ids = [emulator.create_list("Duplicated") for _ in range(12)]
     before = len(emulator.state()["requests"])
     rows = [record("a", {"email": "x@example.com", "list": "Duplicated"})]
-    run = run_connector("write", config=config(default_surface="list_memberships"), catalog=catalog(configured_stream("a")), stdin=lines(rows), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=config(default_surface="list_memberships"),
+        catalog=catalog(configured_stream("a")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     lookups = list_lookups(emulator.requests_since(before))
     assert len(lookups) == 2  # 10 per page: two pages
@@ -105,8 +124,14 @@ def test_two_streams_feed_one_target_and_the_second_sync_uses_the_registry(emula
         {"stream": "shop", "surface": "list_memberships", "target": "Newsletter"},
     ]
     configured = catalog(configured_stream("web"), configured_stream("shop"))
-    rows = [record("web", {"email": "w@example.com"}), record("shop", {"email": "s@example.com"}), record("web", {"email": "w2@example.com"})]
-    first = run_connector("write", config=config(streams=streams), catalog=configured, stdin=lines(rows), origin=emulator.url)
+    rows = [
+        record("web", {"email": "w@example.com"}),
+        record("shop", {"email": "s@example.com"}),
+        record("web", {"email": "w2@example.com"}),
+    ]
+    first = run_connector(
+        "write", config=config(streams=streams), catalog=configured, stdin=lines(rows), origin=emulator.url
+    )
     assert first.returncode == 0, first.stdout[-3000:]
     state = emulator.state()
     (list_id,) = lists_by_name(state)["Newsletter"]
@@ -116,7 +141,13 @@ def test_two_streams_feed_one_target_and_the_second_sync_uses_the_registry(emula
     # Airbyte stores the CONNECTOR_CONFIG; the next sync runs with it: no lookup, no create.
     second_config = {**control_registry(first), "private_api_key": EMULATOR_KEY}
     before = len(emulator.state()["requests"])
-    second = run_connector("write", config=second_config, catalog=configured, stdin=lines([record("shop", {"email": "s2@example.com"})]), origin=emulator.url)
+    second = run_connector(
+        "write",
+        config=second_config,
+        catalog=configured,
+        stdin=lines([record("shop", {"email": "s2@example.com"})]),
+        origin=emulator.url,
+    )
     assert second.returncode == 0, second.stdout[-3000:]
     made = emulator.requests_since(before)
     assert [(r["method"], r["path"]) for r in made] == [("POST", "/api/profile-bulk-import-jobs")]
@@ -127,17 +158,29 @@ def test_two_streams_feed_one_target_and_the_second_sync_uses_the_registry(emula
 def test_explicit_list_mappings_skip_lookup_and_create(emulator):
     list_id = emulator.create_list("Whatever it is called")
     before = len(emulator.state()["requests"])
-    cfg = config(default_surface="list_memberships_by_profile_id", list_mappings=[{"target": "vip", "list_id": list_id}])
+    cfg = config(
+        default_surface="list_memberships_by_profile_id", list_mappings=[{"target": "vip", "list_id": list_id}]
+    )
     rows = [record("members", {"klaviyo_profile_id": "P1", "list": "vip"})]
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("members")), stdin=lines(rows), origin=emulator.url)
+    run = run_connector(
+        "write", config=cfg, catalog=catalog(configured_stream("members")), stdin=lines(rows), origin=emulator.url
+    )
     assert run.returncode == 0, run.stdout[-3000:]
-    assert [(r["method"], r["path"]) for r in emulator.requests_since(before)] == [("POST", f"/api/lists/{list_id}/relationships/profiles")]
+    assert [(r["method"], r["path"]) for r in emulator.requests_since(before)] == [
+        ("POST", f"/api/lists/{list_id}/relationships/profiles")
+    ]
     assert emulator.state()["memberships"][list_id] == ["P1"]
 
 
 def test_manage_lists_off_with_an_unknown_target_fails_clearly_before_writing(emulator):
     cfg = config(default_surface="list_memberships", manage_lists=False)
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("a")), stdin=lines([record("a", {"email": "x@example.com", "list": "Nope"})]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=cfg,
+        catalog=catalog(configured_stream("a")),
+        stdin=lines([record("a", {"email": "x@example.com", "list": "Nope"})]),
+        origin=emulator.url,
+    )
     assert run.returncode != 0
     (trace,) = run.traces
     assert trace["error"]["failure_type"] == "config_error"
@@ -147,7 +190,13 @@ def test_manage_lists_off_with_an_unknown_target_fails_clearly_before_writing(em
 
 def test_a_create_whose_response_was_lost_does_not_make_a_second_list(emulator):
     emulator.fault(method="POST", path="/api/lists", status=504, count=1, apply=True)
-    run = run_connector("write", config=config(default_surface="list_memberships"), catalog=catalog(configured_stream("a")), stdin=lines([record("a", {"email": "x@example.com", "list": "Once"})]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=config(default_surface="list_memberships"),
+        catalog=catalog(configured_stream("a")),
+        stdin=lines([record("a", {"email": "x@example.com", "list": "Once"})]),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert len(lists_by_name(emulator.state())["Once"]) == 1
     assert len(list_creates(emulator.state()["requests"])) == 1
@@ -157,7 +206,13 @@ def test_the_daily_list_creation_limit_is_explained(emulator_process):
     from integration_tests.harness import EmulatorProcess
 
     with EmulatorProcess(extra_args=["--list-create-daily-limit", "0"]) as emulator:
-        run = run_connector("write", config=config(default_surface="list_memberships"), catalog=catalog(configured_stream("a")), stdin=lines([record("a", {"email": "x@example.com", "list": "New"})]), origin=emulator.url)
+        run = run_connector(
+            "write",
+            config=config(default_surface="list_memberships"),
+            catalog=catalog(configured_stream("a")),
+            stdin=lines([record("a", {"email": "x@example.com", "list": "New"})]),
+            origin=emulator.url,
+        )
     assert run.returncode != 0
     message = run.traces[0]["error"]["message"]
     assert "150 list creations per day" in message and "list_mappings" in message
@@ -175,7 +230,13 @@ def test_by_profile_id_adds_removes_cdc_deletes_and_rejects_rows_without_an_id(e
         stream_state("m", 5),
     ]
     cfg = config(streams=[{"stream": "m", "surface": "list_memberships_by_profile_id", "target": "Members"}])
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("m", "append_dedup")), stdin=lines(rows), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=cfg,
+        catalog=catalog(configured_stream("m", "append_dedup")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert emulator.state()["memberships"][list_id] == ["P1"]
     assert any("#3" in line and "missing_identifier" in line for line in run.logs)
@@ -188,12 +249,20 @@ def test_soft_delete_removes_every_row(emulator):
     emulator.add_members(list_id, ["A", "B", "C"])
     cfg = config(streams=[{"stream": "gone", "surface": "list_memberships_by_profile_id", "target": "Churned"}])
     rows = [record("gone", {"klaviyo_profile_id": p}) for p in ("A", "C")]
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("gone", "soft_delete")), stdin=lines(rows), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=cfg,
+        catalog=catalog(configured_stream("gone", "soft_delete")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert emulator.state()["memberships"][list_id] == ["B"]
 
 
-MIRROR_CONFIG = config(streams=[{"stream": "audience", "surface": "list_memberships_by_profile_id", "target": "Mirror"}])
+MIRROR_CONFIG = config(
+    streams=[{"stream": "audience", "surface": "list_memberships_by_profile_id", "target": "Mirror"}]
+)
 MIRROR_CATALOG = catalog(configured_stream("audience", "overwrite"))
 
 
@@ -206,7 +275,13 @@ def seeded_mirror(emulator):
 def test_overwrite_mirrors_the_list_exactly(emulator):
     list_id = seeded_mirror(emulator)
     rows = [record("audience", {"klaviyo_profile_id": p}) for p in ("KEEP1", "KEEP2", "NEW1")]
-    run = run_connector("write", config=MIRROR_CONFIG, catalog=MIRROR_CATALOG, stdin=lines(rows + [stream_status("audience")]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=MIRROR_CONFIG,
+        catalog=MIRROR_CATALOG,
+        stdin=lines(rows + [stream_status("audience")]),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert emulator.state()["memberships"][list_id] == ["KEEP1", "KEEP2", "NEW1"]
     assert any("250 absent" in line for line in run.logs)
@@ -216,7 +291,9 @@ def test_mirror_removes_nothing_when_the_stream_is_not_complete(emulator):
     list_id = seeded_mirror(emulator)
     rows = [record("audience", {"klaviyo_profile_id": "NEW1"})]
     for tail in ([], [stream_status("audience", "INCOMPLETE")]):
-        run = run_connector("write", config=MIRROR_CONFIG, catalog=MIRROR_CATALOG, stdin=lines(rows + tail), origin=emulator.url)
+        run = run_connector(
+            "write", config=MIRROR_CONFIG, catalog=MIRROR_CATALOG, stdin=lines(rows + tail), origin=emulator.url
+        )
         assert run.returncode == 0, run.stdout[-3000:]
         assert len(emulator.state()["memberships"][list_id]) == 253
         assert any("Mirror of stream 'audience' skipped" in line for line in run.logs)
@@ -224,14 +301,22 @@ def test_mirror_removes_nothing_when_the_stream_is_not_complete(emulator):
 
 def test_mirror_removes_nothing_when_the_sync_fails(emulator):
     list_id = seeded_mirror(emulator)
-    stdin = lines([record("audience", {"klaviyo_profile_id": "NEW1"})]) + "garbage\n" + lines([stream_status("audience")])
+    stdin = (
+        lines([record("audience", {"klaviyo_profile_id": "NEW1"})]) + "garbage\n" + lines([stream_status("audience")])
+    )
     run = run_connector("write", config=MIRROR_CONFIG, catalog=MIRROR_CATALOG, stdin=stdin, origin=emulator.url)
     assert run.returncode != 0
     assert [r for r in emulator.state()["requests"] if r["method"] == "DELETE"] == []
     assert "NEW1" in emulator.state()["memberships"][list_id]
 
     emulator.fault(method="POST", path="/api/lists/*", status=400, count=1)
-    run = run_connector("write", config=MIRROR_CONFIG, catalog=MIRROR_CATALOG, stdin=lines([record("audience", {"klaviyo_profile_id": "NEW2"}), stream_status("audience")]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=MIRROR_CONFIG,
+        catalog=MIRROR_CATALOG,
+        stdin=lines([record("audience", {"klaviyo_profile_id": "NEW2"}), stream_status("audience")]),
+        origin=emulator.url,
+    )
     assert run.returncode != 0
     assert [r for r in emulator.state()["requests"] if r["method"] == "DELETE"] == []
 
@@ -242,7 +327,8 @@ def test_dry_run_makes_no_mutating_request_and_reports_the_plan(emulator):
     cfg = {
         **MIRROR_CONFIG,
         "dry_run": True,
-        "streams": MIRROR_CONFIG["streams"] + [{"stream": "signups", "surface": "list_memberships", "target": "Brand new list"}],
+        "streams": MIRROR_CONFIG["streams"]
+        + [{"stream": "signups", "surface": "list_memberships", "target": "Brand new list"}],
     }
     configured = catalog(configured_stream("audience", "overwrite"), configured_stream("signups"))
     rows = [
@@ -259,7 +345,9 @@ def test_dry_run_makes_no_mutating_request_and_reports_the_plan(emulator):
     assert run.states == [] and run.of_type("CONTROL") == []
     assert len(emulator.state()["memberships"][list_id]) == 252
     plan = [line for line in run.logs if line.startswith("Dry run plan")]
-    assert any("Target 'Brand new list' -> a new list (dry run: would create it): upsert 1" in line for line in plan), plan
+    assert any("Target 'Brand new list' -> a new list (dry run: would create it): upsert 1" in line for line in plan), (
+        plan
+    )
     assert any("Target 'Mirror' -> list" in line and "add 1" in line for line in plan), plan
     assert any("would remove 251 absent" in line for line in plan), plan
     assert any("Stream 'audience'" in line and "rejected 1 (missing_identifier: 1)" in line for line in plan), plan
@@ -276,7 +364,13 @@ def test_dry_run_makes_no_mutating_request_and_reports_the_plan(emulator):
 )
 def test_modes_a_surface_cannot_honour_fail_before_any_request(emulator, surface, mode):
     cfg = config(streams=[{"stream": "s", "surface": surface}])
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("s", mode)), stdin=lines([record("s", {"email": "a@example.com"})]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=cfg,
+        catalog=catalog(configured_stream("s", mode)),
+        stdin=lines([record("s", {"email": "a@example.com"})]),
+        origin=emulator.url,
+    )
     assert run.returncode != 0
     error = run.traces[0]["error"]
     assert error["failure_type"] == "config_error" and mode in error["message"] and surface in error["message"]
@@ -285,15 +379,31 @@ def test_modes_a_surface_cannot_honour_fail_before_any_request(emulator, surface
 
 def test_cdc_deletions_on_upsert_only_surfaces_are_rejected_not_upserted(emulator):
     cfg = config(default_surface="list_memberships")
-    rows = [record("a", {"email": "keep@example.com", "list": "L"}), record("a", {"email": "gone@example.com", "list": "L", "_ab_cdc_deleted_at": "2026-01-01"})]
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("a")), stdin=lines(rows), origin=emulator.url)
+    rows = [
+        record("a", {"email": "keep@example.com", "list": "L"}),
+        record("a", {"email": "gone@example.com", "list": "L", "_ab_cdc_deleted_at": "2026-01-01"}),
+    ]
+    run = run_connector(
+        "write", config=cfg, catalog=catalog(configured_stream("a")), stdin=lines(rows), origin=emulator.url
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert [p["attributes"]["email"] for p in emulator.state()["profiles"]] == ["keep@example.com"]
     assert any("delete_not_supported" in line for line in run.logs)
 
 
 def test_profile_id_is_sent_as_the_resource_id_on_list_memberships(emulator):
-    emulator.api("POST", "/api/profile-bulk-import-jobs", {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": "known@example.com"}}]}}}})
+    emulator.api(
+        "POST",
+        "/api/profile-bulk-import-jobs",
+        {
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {
+                    "profiles": {"data": [{"type": "profile", "attributes": {"email": "known@example.com"}}]}
+                },
+            }
+        },
+    )
     (known,) = emulator.state()["profiles"]
     run = run_connector(
         "write",
@@ -305,7 +415,9 @@ def test_profile_id_is_sent_as_the_resource_id_on_list_memberships(emulator):
     assert run.returncode == 0, run.stdout[-3000:]
     state = emulator.state(include_bodies=True)
     (job,) = [j for j in state["jobs"] if j["list_id"]]
-    assert job["request_body"]["data"]["attributes"]["profiles"]["data"] == [{"type": "profile", "attributes": {"first_name": "Known"}, "id": known["id"]}]
+    assert job["request_body"]["data"]["attributes"]["profiles"]["data"] == [
+        {"type": "profile", "attributes": {"first_name": "Known"}, "id": known["id"]}
+    ]
     (profile,) = state["profiles"]
     assert profile["attributes"] == {"email": "known@example.com", "first_name": "Known"}
     assert state["memberships"][job["list_id"]] == [known["id"]]

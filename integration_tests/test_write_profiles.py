@@ -52,7 +52,9 @@ def contains_null(value):
 
 
 def test_25000_rows_land_in_three_jobs_with_states_in_order(emulator):
-    run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines(rows_with_states(25_000, 1_000)), origin=emulator.url)
+    run = run_connector(
+        "write", config=CONFIG, catalog=CATALOG, stdin=lines(rows_with_states(25_000, 1_000)), origin=emulator.url
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     landed = emulator.state(include_bodies=True)
 
@@ -86,7 +88,9 @@ def test_25000_rows_land_in_three_jobs_with_states_in_order(emulator):
 def test_no_state_is_emitted_before_its_rows_are_accepted(emulator):
     # The third job fails for good: states up to 20,000 (two accepted jobs) may be echoed, none after.
     emulator.fault(method="POST", path="/api/profile-bulk-import-jobs", status=400, count=1, skip=2)
-    run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines(rows_with_states(25_000, 1_000)), origin=emulator.url)
+    run = run_connector(
+        "write", config=CONFIG, catalog=CATALOG, stdin=lines(rows_with_states(25_000, 1_000)), origin=emulator.url
+    )
     assert run.returncode != 0
     landed = emulator.state()
     accepted = sum(job["profile_count"] for job in landed["jobs"])
@@ -112,7 +116,13 @@ def test_unmapped_stream_fails_before_any_request(emulator):
 
 @pytest.mark.parametrize("mode", ["overwrite", "soft_delete"])
 def test_unsupported_sync_mode_fails_before_any_request(emulator, mode):
-    run = run_connector("write", config=CONFIG, catalog=catalog(configured_stream("customers", mode)), stdin=lines([record("customers", customer(1))]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=CONFIG,
+        catalog=catalog(configured_stream("customers", mode)),
+        stdin=lines([record("customers", customer(1))]),
+        origin=emulator.url,
+    )
     assert run.returncode != 0
     assert run.traces[0]["error"]["failure_type"] == "config_error"
     assert mode in run.traces[0]["error"]["message"]
@@ -122,7 +132,13 @@ def test_unsupported_sync_mode_fails_before_any_request(emulator, mode):
 def test_destination_object_name_routes_the_stream(emulator):
     config = {"private_api_key": EMULATOR_KEY}
     configured = catalog(configured_stream("anything", "update", object_name="profiles"))
-    run = run_connector("write", config=config, catalog=configured, stdin=lines([record("anything", {"email": "x@example.com"})]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=config,
+        catalog=configured,
+        stdin=lines([record("anything", {"email": "x@example.com"})]),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stderr
     assert [p["attributes"]["email"] for p in emulator.state()["profiles"]] == ["x@example.com"]
 
@@ -194,7 +210,13 @@ def test_a_record_of_a_stream_outside_the_catalog_fails_the_sync(emulator):
 def test_write_with_a_bad_key_is_a_config_error_that_never_prints_the_key(emulator):
     bad = "pk_wrong_key_for_write_0001"
     config = {**CONFIG, "private_api_key": bad}
-    run = run_connector("write", config=config, catalog=CATALOG, stdin=lines([record("customers", {"email": "a@example.com"})]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=config,
+        catalog=CATALOG,
+        stdin=lines([record("customers", {"email": "a@example.com"})]),
+        origin=emulator.url,
+    )
     assert run.returncode != 0
     assert run.traces[0]["error"]["failure_type"] == "config_error"
     assert "private API key" in run.traces[0]["error"]["message"]
@@ -205,7 +227,13 @@ def test_state_id_and_unknown_fields_are_echoed_untouched(emulator):
     state = stream_state("customers", 1)
     state["state"]["id"] = 42
     state["state"]["stream"]["stream_state"] = {"cursor": 1, "nested": {"keep": [1, 2]}}
-    run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines([record("customers", {"email": "a@example.com"}), state]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=CONFIG,
+        catalog=CATALOG,
+        stdin=lines([record("customers", {"email": "a@example.com"}), state]),
+        origin=emulator.url,
+    )
     assert run.returncode == 0, run.stderr
     (echoed,) = run.states
     expected = json.loads(json.dumps(state["state"]))
@@ -215,7 +243,9 @@ def test_state_id_and_unknown_fields_are_echoed_untouched(emulator):
 
 def test_dry_run_sends_nothing_and_emits_no_state(emulator):
     config = {**CONFIG, "dry_run": True}
-    run = run_connector("write", config=config, catalog=CATALOG, stdin=lines(rows_with_states(12_000, 1_000)), origin=emulator.url)
+    run = run_connector(
+        "write", config=config, catalog=CATALOG, stdin=lines(rows_with_states(12_000, 1_000)), origin=emulator.url
+    )
     assert run.returncode == 0, run.stderr
     assert emulator.state()["requests"] == []
     assert run.states == []

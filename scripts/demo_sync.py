@@ -79,8 +79,10 @@ def main() -> int:
         landed = emulator.state()
 
     states = run.states
-    print(f"write: {args.rows} customer rows (+ audience rows) in {elapsed:.1f}s; {len(states)} state messages echoed, last cursor "
-          f"{states[-1]['stream']['stream_state']['cursor'] if states else None}")
+    print(
+        f"write: {args.rows} customer rows (+ audience rows) in {elapsed:.1f}s; {len(states)} state messages echoed, last cursor "
+        f"{states[-1]['stream']['stream_state']['cursor'] if states else None}"
+    )
     for line in run.logs:
         if "summary" in line.lower() or "accepted bulk import job" in line or "Created Klaviyo list" in line:
             print("  connector:", line)

@@ -53,4 +53,6 @@ def test_only_profile_id_memberships_can_remove_or_mirror():
     for surface in (Surface.PROFILES, Surface.LIST_MEMBERSHIPS):
         assert DestinationSyncMode.overwrite not in SUPPORTED_MODES[surface]
         assert DestinationSyncMode.soft_delete not in SUPPORTED_MODES[surface]
-    assert {DestinationSyncMode.overwrite, DestinationSyncMode.soft_delete} <= set(SUPPORTED_MODES[Surface.LIST_MEMBERSHIPS_BY_PROFILE_ID])
+    assert {DestinationSyncMode.overwrite, DestinationSyncMode.soft_delete} <= set(
+        SUPPORTED_MODES[Surface.LIST_MEMBERSHIPS_BY_PROFILE_ID]
+    )

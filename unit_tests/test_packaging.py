@@ -51,11 +51,13 @@ def test_dockerfile_uses_the_metadata_base_image_and_airbyte_entrypoint():
 
 def test_console_script_is_the_one_the_entrypoint_runs():
     assert PYPROJECT["project"]["scripts"] == {"destination-klaviyo": "destination_klaviyo.run:run"}
-    assert "exec destination-klaviyo \"$@\"" in (ROOT / "entrypoint.sh").read_text()
+    assert 'exec destination-klaviyo "$@"' in (ROOT / "entrypoint.sh").read_text()
 
 
 def test_entrypoint_script_runs_spec_outside_a_container():
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    done = subprocess.run(["bash", str(ROOT / "entrypoint.sh"), "spec"], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        ["bash", str(ROOT / "entrypoint.sh"), "spec"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert '"type":"SPEC"' in done.stdout

@@ -54,7 +54,9 @@ def test_identifiers_attributes_and_properties_are_split():
 
 
 def test_nulls_are_never_sent_at_any_depth():
-    profile = rendered({"email": "a@b.co", "first_name": None, "nested": {"x": None, "y": {"z": None, "k": 1}}, "gone": None})
+    profile = rendered(
+        {"email": "a@b.co", "first_name": None, "nested": {"x": None, "y": {"z": None, "k": 1}}, "gone": None}
+    )
     assert profile["attributes"] == {"email": "a@b.co", "properties": {"nested": {"y": {"k": 1}}}}
     assert b"null" not in render_profile({"email": "a@b.co", "location": {"city": None}})
 
@@ -108,5 +110,8 @@ def test_oversize_profile_is_rejected():
 
 
 def test_profile_reference_rendering():
-    assert orjson.loads(render_profile_reference({"klaviyo_profile_id": "P1", "email": "x"})) == {"type": "profile", "id": "P1"}
+    assert orjson.loads(render_profile_reference({"klaviyo_profile_id": "P1", "email": "x"})) == {
+        "type": "profile",
+        "id": "P1",
+    }
     assert isinstance(render_profile_reference({"email": "a@b.co"}), Rejection)

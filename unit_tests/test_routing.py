@@ -59,6 +59,8 @@ def test_profiles_refuse_modes_they_cannot_honour(mode):
     assert mode.value in info.value.message and "append" in info.value.message
 
 
-@pytest.mark.parametrize("mode", [DestinationSyncMode.append, DestinationSyncMode.append_dedup, DestinationSyncMode.update])
+@pytest.mark.parametrize(
+    "mode", [DestinationSyncMode.append, DestinationSyncMode.append_dedup, DestinationSyncMode.update]
+)
 def test_profiles_accept_upsert_modes(mode):
     assert route_stream(config(), configured("profiles", mode=mode)).sync_mode is mode

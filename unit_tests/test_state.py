@@ -2,7 +2,10 @@ from destination_klaviyo.state import StateLedger
 
 
 def stream_state(name, value):
-    return {"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": {"c": value}}}}
+    return {
+        "type": "STATE",
+        "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": {"c": value}}},
+    }
 
 
 def test_state_waits_for_every_record_before_it():
@@ -41,7 +44,10 @@ def test_global_state_counts_everything_and_keeps_unknown_fields():
     ledger = StateLedger()
     ledger.next_record((None, "a"))
     ledger.next_record((None, "b"))
-    message = {"type": "STATE", "state": {"type": "GLOBAL", "global": {"shared_state": {}}, "id": 7, "sourceStats": {"recordCount": 2.0}}}
+    message = {
+        "type": "STATE",
+        "state": {"type": "GLOBAL", "global": {"shared_state": {}}, "id": 7, "sourceStats": {"recordCount": 2.0}},
+    }
     ledger.add_state(message)
     (out,) = list(ledger.release(None))
     assert out["state"]["id"] == 7 and out["state"]["sourceStats"] == {"recordCount": 2.0}

@@ -121,9 +121,7 @@ def _read_string(text: str, pos: int) -> tuple[str, int]:
                 width = _HEX_ESCAPES[esc]
                 digits = text[i + 2 : i + 2 + width]
                 if len(digits) != width or not re.fullmatch(r"[0-9a-fA-F]+", digits):
-                    raise FilterError(
-                        f"Invalid filter provided. Bad \\{esc} escape in string literal at position {i}."
-                    )
+                    raise FilterError(f"Invalid filter provided. Bad \\{esc} escape in string literal at position {i}.")
                 try:
                     out.append(chr(int(digits, 16)))
                 except (ValueError, OverflowError):
@@ -292,9 +290,7 @@ def _plain(value: Any, spec: FieldSpec, field: str, op: str) -> Any:
     """Unwrap a literal and check it suits the field's kind."""
     if spec.kind == "datetime":
         if isinstance(value, Quoted):
-            raise FilterError(
-                f"Invalid filter provided. Datetime values for '{field}' must not be quoted."
-            )
+            raise FilterError(f"Invalid filter provided. Datetime values for '{field}' must not be quoted.")
         if not isinstance(value, datetime):
             raise FilterError(f"Invalid filter provided. '{field}' needs a datetime value.")
         return value
@@ -355,9 +351,7 @@ def _eval(node: Node, record: Mapping[str, Any], fields: Mapping[str, FieldSpec]
     raise FilterError(f"Invalid filter provided. Operator '{node.op}' is not supported by the emulator.")
 
 
-def compile_filter(
-    text: Optional[str], fields: Mapping[str, FieldSpec]
-) -> Callable[[Mapping[str, Any]], bool]:
+def compile_filter(text: Optional[str], fields: Mapping[str, FieldSpec]) -> Callable[[Mapping[str, Any]], bool]:
     """Parse and validate ``text``; return a predicate over field dicts.
 
     ``None`` (no filter) yields a predicate that accepts everything.  Errors

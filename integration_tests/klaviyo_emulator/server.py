@@ -180,8 +180,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
     def _too_large(size: int) -> ApiError:
         return ApiError(
             413,
-            f"Request body is {size} bytes; the maximum allowed payload size is 5MB "
-            f"({MAX_BULK_BODY_BYTES} bytes).",
+            f"Request body is {size} bytes; the maximum allowed payload size is 5MB ({MAX_BULK_BODY_BYTES} bytes).",
             pointer="/data",
         )
 
@@ -355,7 +354,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
             else:
                 handler = methods.get(method)
                 if handler is None:
-                    raise ApiError(405, f"Method \"{method}\" not allowed.", headers={"Allow": ", ".join(methods)})
+                    raise ApiError(405, f'Method "{method}" not allowed.', headers={"Allow": ", ".join(methods)})
                 return handler(*args, params=params, body=body, query=query)
         raise ApiError(404, f"The path {path} is not served by the Klaviyo emulator.")
 
@@ -477,7 +476,14 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
 
     def _get_job(self, job_id: str, *, params: dict[str, str], body: bytes, query: str) -> Response:
         job = self._require_job(job_id)
-        return 200, {"data": self._job_resource(job), "links": {"self": f"{self._base_url()}/api/profile-bulk-import-jobs/{job_id}/"}}, {}
+        return (
+            200,
+            {
+                "data": self._job_resource(job),
+                "links": {"self": f"{self._base_url()}/api/profile-bulk-import-jobs/{job_id}/"},
+            },
+            {},
+        )
 
     def _get_job_errors(self, job_id: str, *, params: dict[str, str], body: bytes, query: str) -> Response:
         self._require_job(job_id)
@@ -534,7 +540,11 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
 
     def _get_list(self, list_id: str, *, params: dict[str, str], body: bytes, query: str) -> Response:
         rec = self.store.require_list(list_id)
-        return 200, {"data": self._list_resource(rec), "links": {"self": f"{self._base_url()}/api/lists/{list_id}/"}}, {}
+        return (
+            200,
+            {"data": self._list_resource(rec), "links": {"self": f"{self._base_url()}/api/lists/{list_id}/"}},
+            {},
+        )
 
     def _get_list_profiles(self, list_id: str, *, params: dict[str, str], body: bytes, query: str) -> Response:
         self.store.require_list(list_id)
@@ -603,7 +613,19 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                 spec = json.loads(body or b"null")
                 if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
                     raise ApiError(400, "Fault body must be an object with at least 'path'.", pointer="/path")
-                allowed = {"method", "path", "status", "count", "retry_after", "delay_seconds", "code", "detail", "skip", "pointer", "apply"}
+                allowed = {
+                    "method",
+                    "path",
+                    "status",
+                    "count",
+                    "retry_after",
+                    "delay_seconds",
+                    "code",
+                    "detail",
+                    "skip",
+                    "pointer",
+                    "apply",
+                }
                 unknown = set(spec) - allowed
                 if unknown:
                     raise ApiError(400, f"Unknown fault fields: {sorted(unknown)}.", pointer="/")

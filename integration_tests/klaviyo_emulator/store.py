@@ -450,9 +450,7 @@ class EmulatorStore:
         with self.lock:
             self.requests.append(record)
 
-    def count_requests(
-        self, method: Optional[str] = None, path_prefix: str = "", status: Optional[int] = None
-    ) -> int:
+    def count_requests(self, method: Optional[str] = None, path_prefix: str = "", status: Optional[int] = None) -> int:
         """How many ``/api`` requests matched ``method`` and ``path_prefix`` (and ``status``)."""
         with self.lock:
             return sum(

@@ -27,9 +27,7 @@ _PROFILE_STRING_ATTRS = (
     "image",
 )
 _PROFILE_ATTRS = frozenset(_PROFILE_STRING_ATTRS + ("location", "properties"))
-_LOCATION_STRING_ATTRS = frozenset(
-    {"address1", "address2", "city", "country", "region", "zip", "timezone", "ip"}
-)
+_LOCATION_STRING_ATTRS = frozenset({"address1", "address2", "city", "country", "region", "zip", "timezone", "ip"})
 _LOCATION_ATTRS = _LOCATION_STRING_ATTRS | {"latitude", "longitude"}
 _PROFILE_KEYS = frozenset({"type", "id", "attributes", "meta"})
 _OPT_IN = ("double_opt_in", "single_opt_in")
@@ -108,7 +106,9 @@ def _validate_profile(prof: Any, i: int) -> dict[str, Any]:
         )
     for key in prof:
         if key not in _PROFILE_KEYS:
-            raise ApiError(400, f"'{key}' is not a valid member of a profile resource.", pointer=f"{base}/{_escape(key)}")
+            raise ApiError(
+                400, f"'{key}' is not a valid member of a profile resource.", pointer=f"{base}/{_escape(key)}"
+            )
     _require_type(prof, "profile", base)
     pid = prof.get("id")
     if pid is not None and (not isinstance(pid, str) or not pid):
@@ -138,7 +138,9 @@ def _validate_profile(prof: Any, i: int) -> dict[str, Any]:
                     isinstance(lval, bool) or not isinstance(lval, (str, int, float))
                 ):
                     raise ApiError(400, f"location '{lkey}' must be a string or number.", pointer=lptr)
-    if not pid and not any(isinstance(attrs.get(k), str) and attrs.get(k) for k in ("email", "phone_number", "external_id")):
+    if not pid and not any(
+        isinstance(attrs.get(k), str) and attrs.get(k) for k in ("email", "phone_number", "external_id")
+    ):
         raise ApiError(
             400,
             "A profile needs at least one identifier: email, phone_number or external_id (or a profile id).",
@@ -157,7 +159,9 @@ def validate_bulk_import(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
     profiles_obj = _require_object(attrs.get("profiles"), "/data/attributes/profiles", "profiles")
     profiles = profiles_obj.get("data")
     if not isinstance(profiles, list):
-        raise ApiError(400, "'profiles.data' must be an array of profile resources.", pointer="/data/attributes/profiles/data")
+        raise ApiError(
+            400, "'profiles.data' must be an array of profile resources.", pointer="/data/attributes/profiles/data"
+        )
     if not profiles:
         raise ApiError(400, "At least one profile is required.", pointer="/data/attributes/profiles/data")
     if len(profiles) > MAX_BULK_PROFILES:
@@ -197,7 +201,9 @@ def validate_create_list(doc: dict[str, Any]) -> tuple[str, Optional[str]]:
     attrs = _require_object(data.get("attributes"), "/data/attributes", "attributes")
     for key in attrs:
         if key not in ("name", "opt_in_process"):
-            raise ApiError(400, f"'{key}' is not a valid attribute for a list.", pointer=f"/data/attributes/{_escape(key)}")
+            raise ApiError(
+                400, f"'{key}' is not a valid attribute for a list.", pointer=f"/data/attributes/{_escape(key)}"
+            )
     name = attrs.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, "'name' is required and must be a non-empty string.", pointer="/data/attributes/name")
