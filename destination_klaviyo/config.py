@@ -66,6 +66,15 @@ class KlaviyoConfig(BaseModel):
             seen.add(mapping.stream)
         return value
 
+    @field_validator("list_mappings")
+    @classmethod
+    def _unique_targets(cls, value: list[ListMapping]) -> list[ListMapping]:
+        targets = [m.target for m in value]
+        repeated = sorted({t for t in targets if targets.count(t) > 1})
+        if repeated:
+            raise ValueError(f"target(s) mapped more than once: {', '.join(repeated)}")
+        return value
+
     def stream_mapping(self, stream: str) -> Optional[StreamMapping]:
         return next((m for m in self.streams if m.stream == stream), None)
 

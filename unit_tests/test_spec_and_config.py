@@ -69,3 +69,9 @@ def test_spec_json_is_valid_json_schema():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"private_api_key": "pk", "api_revision": "x"}, SPEC.connectionSpecification)
     assert json.dumps(SPEC.connectionSpecification)
+
+
+def test_a_target_mapped_twice_is_rejected():
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config({"private_api_key": "pk", "list_mappings": [{"target": "VIP", "list_id": "A"}, {"target": "VIP", "list_id": "B"}]})
+    assert "VIP" in info.value.message and "list_mappings" in info.value.message
