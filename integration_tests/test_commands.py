@@ -86,3 +86,18 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
     profiles = next(op for op in operations if op["object_name"] == "profiles")
     assert "email" in profiles["json_schema"]["properties"]
     assert "pk_discover_secret" not in run.stdout + run.stderr
+
+
+def test_check_with_a_key_missing_a_scope_names_the_scopes(emulator):
+    emulator.fault(method="GET", path="/api/accounts", status=403, count=1, detail="You do not have permission.")
+    run = run_connector("check", config={"private_api_key": EMULATOR_KEY}, origin=emulator.url)
+    status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+    assert status["status"] == "FAILED"
+    assert "lacks a scope" in status["message"] and "accounts:read" in status["message"]
+    assert EMULATOR_KEY not in run.stdout + run.stderr
+
+
+def test_a_malformed_origin_variable_is_refused(emulator):
+    run = run_connector("check", config={"private_api_key": EMULATOR_KEY}, origin="ftp://example.com/path")
+    status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+    assert status["status"] == "FAILED" and "KLAVIYO_API_ORIGIN" in status["message"]
