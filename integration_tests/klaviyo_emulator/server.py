@@ -287,6 +287,13 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                 if fault.apply:
                     # The request takes effect, but the client gets an error: a lost response.
                     self._route(method, path, query, body)
+                if fault.drop:
+                    # Hang up without a word, as a dropped connection or a proxy reset would.
+                    self.store.log_request(
+                        RequestRecord(method, path, query, 0, body_size, time.time(), json_body)
+                    )
+                    self.close_connection = True
+                    return
                 if fault.status is not None:
                     headers = {}
                     if fault.retry_after is not None:
@@ -642,6 +649,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                         skip=int(spec.get("skip") or 0),
                         pointer=spec.get("pointer"),
                         apply=bool(spec.get("apply")),
+                        drop=bool(spec.get("drop")),
                     )
                 except (TypeError, ValueError) as exc:
                     raise ApiError(400, f"Invalid fault: {exc}", pointer="/") from None

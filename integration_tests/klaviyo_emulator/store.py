@@ -130,6 +130,7 @@ class Fault:
     ``pointer`` is the error's ``source.pointer`` (e.g. to blame one profile).
     ``apply`` serves the request for real and then answers with the fault: a
     response lost after the server acted (e.g. a list create that "timed out").
+    ``drop`` closes the connection without any response (status 0 in the log).
     """
 
     path: str
@@ -143,6 +144,7 @@ class Fault:
     skip: int = 0
     pointer: Optional[str] = None
     apply: bool = False
+    drop: bool = False
     id: str = field(default_factory=lambda: secrets.token_hex(6))
     hits: int = 0
 
@@ -169,6 +171,7 @@ class Fault:
             "skip": self.skip,
             "pointer": self.pointer,
             "apply": self.apply,
+            "drop": self.drop,
         }
 
 
@@ -484,11 +487,12 @@ class EmulatorStore:
         skip: int = 0,
         pointer: Optional[str] = None,
         apply: bool = False,
+        drop: bool = False,
     ) -> Fault:
         """Queue a fault; see :class:`Fault` for matching rules."""
         if count < 1:
             raise ValueError("count must be >= 1")
-        if status is None and not delay_seconds:
+        if status is None and not delay_seconds and not drop:
             raise ValueError("a fault needs a status, a delay, or both")
         if status is not None and not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
@@ -504,6 +508,7 @@ class EmulatorStore:
             skip=max(0, int(skip)),
             pointer=pointer,
             apply=apply,
+            drop=drop,
         )
         with self.lock:
             self.faults.append(fault)
