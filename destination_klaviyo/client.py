@@ -2,13 +2,18 @@
 
 The API origin is fixed in code. Only the environment variable KLAVIYO_API_ORIGIN (meant for tests
 and the bundled emulator) can point it elsewhere; the user's config never can, so a config cannot
-send the private key to another host. Transient failures (429, 5xx, dropped connections) are
-retried by urllib3's `Retry`, which honours Klaviyo's `Retry-After` header.
+send the private key to another host.
+
+Transient failures (429, 5xx, timeouts, dropped connections) are retried by urllib3's `Retry`
+(exponential backoff with jitter, honouring `Retry-After` and Klaviyo's `RateLimit-Reset`), within
+a bounded total time per request. Before each request a client-side limiter holds the call to the
+endpoint's published rates (endpoints.py), so that 429s stay rare.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -16,14 +21,51 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from pyrate_limiter import Duration, Limiter, Rate
 from urllib3.util.retry import Retry
 
 from destination_klaviyo import __version__
+from destination_klaviyo.endpoints import ENDPOINTS, endpoint_for
 
 DEFAULT_API_ORIGIN = "https://a.klaviyo.com"
 API_ORIGIN_ENV = "KLAVIYO_API_ORIGIN"
 JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# A single Retry-After longer than this is not waited out inside one request (the daily list cap).
+MAX_RETRY_AFTER_SECONDS = 300
+# Retries of one request stop once this long has passed since its first failure.
+MAX_RETRY_SECONDS = 600.0
+
+
+class KlaviyoRetry(Retry):
+    """urllib3's Retry, bounded in total time, and reading Klaviyo's RateLimit-Reset when there is
+    no Retry-After."""
+
+    def __init__(self, *args: Any, first_failure: Optional[float] = None, max_seconds: float = MAX_RETRY_SECONDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_failure = first_failure
+        self.max_seconds = max_seconds
+
+    def new(self, **kwargs: Any) -> "KlaviyoRetry":
+        kwargs.setdefault("first_failure", self.first_failure or time.monotonic())
+        kwargs.setdefault("max_seconds", self.max_seconds)
+        return super().new(**kwargs)  # type: ignore[return-value]
+
+    def is_exhausted(self) -> bool:
+        if self.first_failure is not None and time.monotonic() - self.first_failure > self.max_seconds:
+            return True
+        return super().is_exhausted()
+
+    def get_retry_after(self, response: Any) -> Optional[float]:
+        retry_after = super().get_retry_after(response)
+        if retry_after is None:
+            reset = response.headers.get("RateLimit-Reset")
+            if reset is not None:
+                try:
+                    retry_after = min(max(0.0, float(reset)), float(self.retry_after_max))
+                except ValueError:
+                    retry_after = None
+        return retry_after
 
 
 def api_origin() -> str:
@@ -36,6 +78,7 @@ def api_origin() -> str:
 
 @dataclass(frozen=True)
 class ApiErrorItem:
+    id: Optional[str]
     status: Optional[str]
     code: Optional[str]
     title: Optional[str]
@@ -79,6 +122,7 @@ def _parse_errors(response: requests.Response) -> list[ApiErrorItem]:
         source = item.get("source") if isinstance(item.get("source"), dict) else {}
         parsed.append(
             ApiErrorItem(
+                id=item.get("id"),
                 status=str(item.get("status")) if item.get("status") is not None else None,
                 code=item.get("code"),
                 title=item.get("title"),
@@ -87,6 +131,28 @@ def _parse_errors(response: requests.Response) -> list[ApiErrorItem]:
             )
         )
     return parsed
+
+
+def _limiter() -> Limiter:
+    """One limiter for every endpoint; each endpoint is its own bucket (its burst and steady rates)."""
+    from pyrate_limiter import BucketFactory, InMemoryBucket, RateItem, TimeClock
+
+    rates = {ep.name: [Rate(ep.burst_per_second, Duration.SECOND), Rate(ep.steady_per_minute, Duration.MINUTE)] for ep in ENDPOINTS.values()}
+
+    class PerEndpoint(BucketFactory):
+        def __init__(self) -> None:
+            self.clock = TimeClock()
+            self.buckets: dict[str, InMemoryBucket] = {}
+
+        def wrap_item(self, name: str, weight: int = 1) -> RateItem:
+            return RateItem(name, self.clock.now(), weight=weight)
+
+        def get(self, item: RateItem) -> InMemoryBucket:
+            if item.name not in self.buckets:
+                self.buckets[item.name] = self.create(self.clock, InMemoryBucket, rates[item.name])
+            return self.buckets[item.name]
+
+    return Limiter(PerEndpoint(), raise_when_fail=False, max_delay=Duration.MINUTE * 2)
 
 
 class KlaviyoClient:
@@ -99,9 +165,12 @@ class KlaviyoClient:
         retries: int = 8,
         backoff_factor: float = 1.0,
         timeout: tuple[float, float] = (10.0, 120.0),
+        max_retry_seconds: float = MAX_RETRY_SECONDS,
+        rate_limit: bool = True,
     ) -> None:
         self.origin = origin or api_origin()
         self.timeout = timeout
+        self.limiter = _limiter() if rate_limit else None
         self.session = requests.Session()
         self.session.headers.update(
             {
@@ -112,26 +181,30 @@ class KlaviyoClient:
                 "User-Agent": f"airbyte-destination-klaviyo/{__version__}",
             }
         )
-        retry = Retry(
+        retry = KlaviyoRetry(
             total=retries,
             connect=retries,
             read=retries,
             status=retries,
+            other=retries,
             backoff_factor=backoff_factor,
             backoff_max=60,
+            backoff_jitter=1.0,
             status_forcelist=RETRY_STATUSES,
             allowed_methods=None,  # bulk imports and relationship edits are idempotent upserts/removals
             respect_retry_after_header=True,
+            retry_after_max=MAX_RETRY_AFTER_SECONDS,
             raise_on_status=False,
+            max_seconds=max_retry_seconds,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=8)
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # Creating a list is not idempotent: a blind retry after a timeout could create a second
         # list. Those requests go out exactly once; targets.py looks up before trying again.
         self.once_session = requests.Session()
         self.once_session.headers.update(self.session.headers)
-        once = HTTPAdapter(max_retries=Retry(total=0, connect=0, read=0, status=0, raise_on_status=False))
+        once = HTTPAdapter(max_retries=Retry(total=0, connect=0, read=0, status=0, other=0, raise_on_status=False))
         self.once_session.mount("http://", once)
         self.once_session.mount("https://", once)
 
@@ -151,10 +224,13 @@ class KlaviyoClient:
         """Send one request; return the response when it is a 2xx, else raise a typed error."""
         url = path if path.startswith("http") else f"{self.origin}{path}"
         session = self.session if retry else self.once_session
+        endpoint = endpoint_for(method, urlsplit(url).path)
+        if self.limiter is not None and endpoint is not None:
+            self.limiter.try_acquire(endpoint.name)
         try:
             response = session.request(method, url, data=body, params=params, timeout=self.timeout)
         except requests.exceptions.RetryError as exc:
-            raise KlaviyoUnreachable(f"{method} {path}: gave up after retries ({type(exc).__name__})") from None
+            raise KlaviyoUnreachable(f"{method} {urlsplit(url).path}: gave up after retries ({type(exc).__name__})") from None
         except requests.exceptions.RequestException as exc:
             raise KlaviyoUnreachable(
                 f"could not reach {self.origin} for {method} {path}: {type(exc).__name__}"
