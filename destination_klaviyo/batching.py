@@ -68,6 +68,10 @@ class BodyBatch:
     def first_seq(self) -> Optional[int]:
         return self.entries[0].seq if self.entries else None
 
+    def halves(self) -> tuple["BodyBatch", "BodyBatch"]:
+        middle = len(self.entries) // 2
+        return self.without(set(range(middle, len(self.entries)))), self.without(set(range(middle)))
+
     def without(self, indexes: set[int]) -> "BodyBatch":
         """A copy minus the entries at `indexes` (used after Klaviyo rejected single profiles)."""
         rest = BodyBatch(self.prefix, self.suffix, self.max_items, self.max_bytes)

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 from pyrate_limiter import Duration, Limiter, Rate
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from destination_klaviyo import __version__
@@ -41,7 +41,9 @@ class KlaviyoRetry(Retry):
     """urllib3's Retry, bounded in total time, and reading Klaviyo's RateLimit-Reset when there is
     no Retry-After."""
 
-    def __init__(self, *args: Any, first_failure: Optional[float] = None, max_seconds: float = MAX_RETRY_SECONDS, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, first_failure: Optional[float] = None, max_seconds: float = MAX_RETRY_SECONDS, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.first_failure = first_failure
         self.max_seconds = max_seconds
@@ -137,7 +139,10 @@ def _limiter() -> Limiter:
     """One limiter for every endpoint; each endpoint is its own bucket (its burst and steady rates)."""
     from pyrate_limiter import BucketFactory, InMemoryBucket, RateItem, TimeClock
 
-    rates = {ep.name: [Rate(ep.burst_per_second, Duration.SECOND), Rate(ep.steady_per_minute, Duration.MINUTE)] for ep in ENDPOINTS.values()}
+    rates = {
+        ep.name: [Rate(ep.burst_per_second, Duration.SECOND), Rate(ep.steady_per_minute, Duration.MINUTE)]
+        for ep in ENDPOINTS.values()
+    }
 
     class PerEndpoint(BucketFactory):
         def __init__(self) -> None:
@@ -230,7 +235,9 @@ class KlaviyoClient:
         try:
             response = session.request(method, url, data=body, params=params, timeout=self.timeout)
         except requests.exceptions.RetryError as exc:
-            raise KlaviyoUnreachable(f"{method} {urlsplit(url).path}: gave up after retries ({type(exc).__name__})") from None
+            raise KlaviyoUnreachable(
+                f"{method} {urlsplit(url).path}: gave up after retries ({type(exc).__name__})"
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise KlaviyoUnreachable(
                 f"could not reach {self.origin} for {method} {path}: {type(exc).__name__}"

@@ -47,6 +47,9 @@ class KlaviyoConfig(BaseModel):
     list_mappings: list[ListMapping] = Field(default_factory=list)
     manage_lists: bool = True
     dry_run: bool = False
+    max_rejected_share: float = Field(default=0.5, ge=0, le=1)
+    verify_bulk_jobs: bool = False
+    request_timeout_seconds: int = Field(default=120, ge=1, le=600)
     target_registry: list[ListMapping] = Field(default_factory=list)
 
     @field_validator("api_revision")

@@ -109,7 +109,11 @@ class DestinationKlaviyo(Destination):
 
     @staticmethod
     def _client(config: KlaviyoConfig) -> KlaviyoClient:
-        return KlaviyoClient(config.private_api_key.get_secret_value(), config.api_revision)
+        return KlaviyoClient(
+            config.private_api_key.get_secret_value(),
+            config.api_revision,
+            timeout=(10.0, float(config.request_timeout_seconds)),
+        )
 
     # -- command line ---------------------------------------------------------------------------
     def parse_args(self, args: List[str]) -> argparse.Namespace:

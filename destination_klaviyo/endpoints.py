@@ -22,8 +22,12 @@ class Endpoint:
 
 ENDPOINTS: dict[tuple[str, str], Endpoint] = {
     ("GET", "/api/accounts"): Endpoint("get_accounts", 1, 15, ("accounts:read",)),
-    ("POST", "/api/profile-bulk-import-jobs"): Endpoint("bulk_import_profiles", 10, 150, ("lists:write", "profiles:write")),
-    ("GET", "/api/profile-bulk-import-jobs/{id}"): Endpoint("get_bulk_import_job", 10, 150, ("lists:read", "profiles:read")),
+    ("POST", "/api/profile-bulk-import-jobs"): Endpoint(
+        "bulk_import_profiles", 10, 150, ("lists:write", "profiles:write")
+    ),
+    ("GET", "/api/profile-bulk-import-jobs/{id}"): Endpoint(
+        "get_bulk_import_job", 10, 150, ("lists:read", "profiles:read")
+    ),
     ("GET", "/api/profile-bulk-import-jobs/{id}/import-errors"): Endpoint(
         "get_bulk_import_job_errors", 10, 150, ("profiles:read",)
     ),

@@ -4,14 +4,18 @@ Rules (shared with condor-retl-klaviyo): identifier columns `email`, `phone_e164
 `external_id` (and, on `list_memberships`, `klaviyo_profile_id` as the resource `id`); the columns
 named in PROFILE_ATTRIBUTES become profile attributes; every other column goes into `properties`.
 Nulls are dropped everywhere because Klaviyo's bulk import never clears a field with a null, and an
-unset field must never be cleared. Values Klaviyo would reject for the whole job (wrong types,
-unknown location keys, oversize profiles) are rejected here, per record, so one bad row cannot fail
-a 10,000-profile job.
+unset field must never be cleared. Values Klaviyo would reject for the whole job (malformed
+emails, phone numbers that are not E.164, wrong types, unknown location keys, numbers JSON cannot
+carry, oversize profiles) are rejected here, per record, so one bad row cannot fail a
+10,000-profile job.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Iterable, Mapping, Union
 
 import orjson
@@ -39,6 +43,13 @@ IDENTIFIER_COLUMNS = ("email", *PHONE_COLUMNS, "external_id")
 PROFILE_ID_COLUMN = "klaviyo_profile_id"
 # Airbyte bookkeeping columns (CDC and raw-table metadata) describe the sync, not the person.
 META_PREFIXES = ("_ab_", "_airbyte_")
+IDENTIFIER_SKIP = frozenset(IDENTIFIER_COLUMNS) | {PROFILE_ID_COLUMN}
+
+# Deliberately loose: one @, no spaces, a dot in the domain. Klaviyo decides the rest, and its
+# per-profile 400 is handled by dropping just that row.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+PHONE_PUNCTUATION = re.compile(r"[\s().\-]")
 
 
 @dataclass(frozen=True)
@@ -53,12 +64,33 @@ Rendered = Union[bytes, Rejection]
 
 
 def strip_nulls(value: Any) -> Any:
-    """Drop null members of objects at every depth (lists keep their items, minus nested nulls in objects)."""
+    """Drop nulls at every depth: members of objects and items of arrays."""
     if isinstance(value, dict):
         return {k: strip_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [strip_nulls(v) for v in value]
+        return [strip_nulls(v) for v in value if v is not None]
     return value
+
+
+def _json_default(value: Any) -> Any:
+    """Values a Python caller of `write()` may hand us that JSON has no type for."""
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else None  # None is caught as non-finite below
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Decimal):
+        return not value.is_finite()
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def _is_blank(value: Any) -> bool:
@@ -92,6 +124,15 @@ def _identifiers(data: Mapping[str, Any], accept_profile_id: bool) -> Union[dict
         text = _as_text(column, data[column], allow_numbers=allow_numbers)
         if isinstance(text, Rejection):
             return text
+        if key == "email" and not EMAIL.match(text):
+            return Rejection("invalid_email", f"column '{column}' is not an email address")
+        if key == "phone_number":
+            text = PHONE_PUNCTUATION.sub("", text)
+            if not E164.match(text):
+                return Rejection(
+                    "invalid_phone",
+                    f"column '{column}' is not an E.164 phone number (+, country code, up to 15 digits)",
+                )
         found[key] = text
     return found
 
@@ -137,7 +178,7 @@ def render_profile(
     resource_id = identifiers.pop("id", None)
     attributes: dict[str, Any] = dict(identifiers)
     extra_properties: dict[str, Any] = {}
-    skip = set(IDENTIFIER_COLUMNS) | {PROFILE_ID_COLUMN} | set(excluded_columns)
+    skip = IDENTIFIER_SKIP.union(excluded_columns) if excluded_columns else IDENTIFIER_SKIP
     for column, value in data.items():
         if value is None or column in skip or column.startswith(META_PREFIXES):
             continue
@@ -156,7 +197,10 @@ def render_profile(
     resource: dict[str, Any] = {"type": "profile", "attributes": attributes}
     if resource_id is not None:
         resource["id"] = resource_id
-    body = orjson.dumps(resource)
+    body = orjson.dumps(resource, default=_json_default)
+    # orjson writes NaN and Infinity as null; nulls were stripped, so a null here is one of those.
+    if b"null" in body and _has_non_finite(resource):
+        return Rejection("invalid_value", "record has a number JSON cannot carry (NaN or Infinity)")
     if len(body) > MAX_PROFILE_BYTES:
         return Rejection(
             "profile_too_large",

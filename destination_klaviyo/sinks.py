@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from destination_klaviyo.batching import BodyBatch, Entry, new_bulk_job_batch, new_relationship_batch
@@ -22,8 +23,6 @@ logger = logging.getLogger("airbyte")
 # Klaviyo may reject single items of a request with a 400 that points at them; we drop those rows
 # (reporting why) and resend the rest, at most this many times per batch.
 MAX_REJECTION_ROUNDS = 5
-_BULK_POINTER = re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$")
-_RELATIONSHIP_POINTER = re.compile(r"^/data/(\d+)(/.*)?$")
 
 
 class Sink(ABC):
@@ -54,6 +53,20 @@ class Sink(ABC):
         """Smallest sequence number buffered and not yet accepted by Klaviyo, or None."""
 
 
+@dataclass(frozen=True)
+class Pointers:
+    """Where a 400 blames rows: `row` captures an item index; `rows` is the array as a whole."""
+
+    row: re.Pattern[str]
+    rows: re.Pattern[str]
+
+
+BULK_POINTERS = Pointers(
+    re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"), re.compile(r"^/data/attributes/profiles(/data)?/?$")
+)
+RELATIONSHIP_POINTERS = Pointers(re.compile(r"^/data/(\d+)(/.*)?$"), re.compile(r"^/data/?$"))
+
+
 def rejected_items(exc: KlaviyoApiError, size: int, pointer: re.Pattern[str]) -> dict[int, Rejection]:
     """Items a 400 points at; empty when the error is about the request as a whole."""
     if exc.status != 400 or not exc.errors:
@@ -69,20 +82,29 @@ def rejected_items(exc: KlaviyoApiError, size: int, pointer: re.Pattern[str]) ->
     return found
 
 
+def _blames_rows_unspecifically(exc: KlaviyoApiError, pointers: Pointers) -> bool:
+    """A 413, or a 400 about the rows without saying which: halving the batch will find them."""
+    if exc.status == 413:
+        return True
+    return exc.status == 400 and bool(exc.errors) and all(pointers.rows.match(e.pointer or "") for e in exc.errors)
+
+
 def deliver(
     batch: BodyBatch,
     send: Callable[[bytes], str],
     report: SyncReport,
     kind: str,
-    pointer: re.Pattern[str],
+    pointers: Pointers,
     dry_run: bool,
     action: str,
     target: Optional[str],
 ) -> None:
-    """Send a batch; drop and report the rows Klaviyo points at, resend the rest; count the rest delivered.
+    """Send a batch so that every good row gets in and every bad row is reported.
 
-    `kind` names the request for the request counts, `action` (upsert/add/remove) and `target` label
-    the rows for the per-target summary.
+    A 400 that points at rows drops exactly those rows (reported with Klaviyo's redacted reason)
+    and resends the rest. A 413, or a 400 about the rows that does not say which, halves the batch
+    and delivers each half, down to single rows. Any other error fails the sync. `kind` names the
+    request in the counts; `action` (upsert/add/remove) and `target` label the delivered rows.
     """
     if dry_run:
         report.request_sent(f"{kind} planned (dry run)")
@@ -93,14 +115,34 @@ def deliver(
             try:
                 receipt = send(batch.body())
             except KlaviyoApiError as exc:
-                rejected = rejected_items(exc, len(batch), pointer)
-                if not rejected:
+                rejected = rejected_items(exc, len(batch), pointers.row)
+                if rejected:
+                    for index, rejection in sorted(rejected.items()):
+                        entry = batch.entries[index]
+                        report.rejected(entry.stream, entry.ordinal, rejection)
+                    batch = batch.without(set(rejected))
+                    continue
+                if not _blames_rows_unspecifically(exc, pointers):
                     raise
-                for index, rejection in sorted(rejected.items()):
-                    entry = batch.entries[index]
-                    report.rejected(entry.stream, entry.ordinal, rejection)
-                batch = batch.without(set(rejected))
-                continue
+                if len(batch) == 1:
+                    entry = batch.entries[0]
+                    reason = (
+                        "too large for Klaviyo (413)"
+                        if exc.status == 413
+                        else "; ".join(redact_detail(e.describe()) for e in exc.errors)
+                    )
+                    report.rejected(
+                        entry.stream,
+                        entry.ordinal,
+                        Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {reason}"),
+                    )
+                    return
+                logger.warning(
+                    f"Klaviyo refused a request of {len(batch)} rows ({exc.status}) without naming rows; splitting it"
+                )
+                for half in batch.halves():
+                    deliver(half, send, report, kind, pointers, dry_run, action, target)
+                return
             report.request_sent(kind)
             logger.info(f"Klaviyo accepted {receipt} ({len(batch)} rows, {batch.size} bytes)")
             break
@@ -127,6 +169,7 @@ class BulkImportSink(Sink):
         super().__init__(client, report, list_id, target, dry_run)
         self.accept_profile_id = accept_profile_id
         self.excluded_columns = excluded_columns
+        self.job_ids: list[str] = []  # accepted jobs, for the optional follow-up (jobs.py)
         self.batch = new_bulk_job_batch(list_id)
 
     def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
@@ -145,12 +188,14 @@ class BulkImportSink(Sink):
         if len(self.batch):
             batch, self.batch = self.batch, new_bulk_job_batch(self.list_id)
             deliver(
-                batch, self._send, self.report, "bulk import jobs", _BULK_POINTER, self.dry_run, "upsert", self.target
+                batch, self._send, self.report, "bulk import jobs", BULK_POINTERS, self.dry_run, "upsert", self.target
             )
 
     def _send(self, body: bytes) -> str:
         assert self.client is not None
-        return "bulk import job " + self.client.create_bulk_import_job(body)
+        job_id = self.client.create_bulk_import_job(body)
+        self.job_ids.append(job_id)
+        return f"bulk import job {job_id}"
 
     def lowest_pending_seq(self) -> Optional[int]:
         return self.batch.first_seq()
@@ -208,7 +253,7 @@ class RelationshipSink(Sink):
             return f"{kind} for list {self.list_id}"
 
         action = "remove" if remove else "add"
-        deliver(batch, send, self.report, kind, _RELATIONSHIP_POINTER, self.dry_run, action, self.target)
+        deliver(batch, send, self.report, kind, RELATIONSHIP_POINTERS, self.dry_run, action, self.target)
 
     def flush(self) -> None:
         # Order between the two only matters for a profile in both, and `add` never lets that happen.

@@ -26,6 +26,9 @@ def test_spec():
         "list_mappings",
         "manage_lists",
         "dry_run",
+        "max_rejected_share",
+        "verify_bulk_jobs",
+        "request_timeout_seconds",
         "target_registry",
     }
     assert props["private_api_key"]["airbyte_secret"] is True

@@ -309,7 +309,7 @@ def test_mirror_removes_nothing_when_the_sync_fails(emulator):
     assert [r for r in emulator.state()["requests"] if r["method"] == "DELETE"] == []
     assert "NEW1" in emulator.state()["memberships"][list_id]
 
-    emulator.fault(method="POST", path="/api/lists/*", status=400, count=1)
+    emulator.fault(method="POST", path="/api/lists/*", status=403, count=1)
     run = run_connector(
         "write",
         config=MIRROR_CONFIG,

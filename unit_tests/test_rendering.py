@@ -62,8 +62,48 @@ def test_nulls_are_never_sent_at_any_depth():
 
 
 def test_phone_number_column_is_accepted_and_phone_e164_wins():
-    assert rendered({"phone_number": "+1"})["attributes"] == {"phone_number": "+1"}
-    assert rendered({"phone_e164": "+2", "phone_number": "+1"})["attributes"] == {"phone_number": "+2"}
+    assert rendered({"phone_number": "+15005550006"})["attributes"] == {"phone_number": "+15005550006"}
+    assert rendered({"phone_e164": "+33612345678", "phone_number": "+15005550006"})["attributes"] == {
+        "phone_number": "+33612345678"
+    }
+
+
+def test_phone_punctuation_is_removed_and_non_e164_is_rejected():
+    assert rendered({"phone_e164": "+1 (500) 555-0006"})["attributes"] == {"phone_number": "+15005550006"}
+    for bad in ("5005550006", "+0123", "+1-800-FLOWERS", "+1234567890123456"):
+        out = render_profile({"phone_e164": bad})
+        assert isinstance(out, Rejection) and out.code == "invalid_phone", bad
+        assert bad not in out.detail
+
+
+@pytest.mark.parametrize("bad", ["not-an-email", "a@b", "two@@example.com", "sp ace@example.com", "@example.com"])
+def test_malformed_email_is_rejected_without_quoting_it(bad):
+    out = render_profile({"email": bad, "first_name": "x"})
+    assert isinstance(out, Rejection) and out.code == "invalid_email"
+    assert bad not in out.detail
+
+
+def test_values_json_cannot_carry_are_converted_or_rejected():
+    import datetime
+    from decimal import Decimal
+
+    profile = rendered(
+        {
+            "email": "a@b.co",
+            "amount": Decimal("12.50"),
+            "signed_up": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+            "day": datetime.date(2026, 1, 2),
+        }
+    )
+    assert profile["attributes"]["properties"] == {"amount": 12.5, "signed_up": "2026-01-02T03:04:05+00:00", "day": "2026-01-02"}
+    for bad in (float("nan"), float("inf"), Decimal("NaN"), [1.0, float("-inf")]):
+        out = render_profile({"email": "a@b.co", "score": bad})
+        assert isinstance(out, Rejection) and out.code == "invalid_value", bad
+    assert isinstance(render_profile({"email": "a@b.co", "note": "nullable, null"}), bytes)  # the word is fine
+
+
+def test_nulls_inside_arrays_are_dropped():
+    assert rendered({"email": "a@b.co", "tags": ["a", None, {"k": None}]})["attributes"]["properties"] == {"tags": ["a", {}]}
 
 
 @pytest.mark.parametrize("data", [{}, {"first_name": "x"}, {"email": None, "external_id": "  "}, {"email": ""}])
