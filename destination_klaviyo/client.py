@@ -305,3 +305,27 @@ def _next_page(payload: dict[str, Any]) -> Optional[str]:
 def quote_filter_string(value: str) -> str:
     """A string literal for Klaviyo's filter syntax: double quotes, with backslash and quote escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _job_path(job_id: str) -> str:
+    return f"/api/profile-bulk-import-jobs/{job_id}"
+
+
+class BulkJobs:
+    """Reads of bulk import jobs, for the optional follow-up after delivery (see jobs.py)."""
+
+    def __init__(self, client: KlaviyoClient) -> None:
+        self.client = client
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return orjson.loads(self.client.request("GET", _job_path(job_id)).content)["data"]
+
+    def errors(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's import errors, every page."""
+        found: list[dict[str, Any]] = []
+        url: Optional[str] = f"{_job_path(job_id)}/import-errors"
+        while url:
+            payload = orjson.loads(self.client.request("GET", url).content)
+            found += payload.get("data", [])
+            url = _next_page(payload)
+        return found

@@ -33,6 +33,8 @@ class SyncReport:
         self.target_lists: dict[str, str] = {}  # target -> how it resolved, for the summary
         self.requests: Counter[str] = Counter()
         self.mirrors: list[str] = []
+        self.verifications: list[str] = []
+        self.import_failures = 0
 
     def received(self, stream: str) -> int:
         counts = self.streams[stream]
@@ -62,6 +64,13 @@ class SyncReport:
     def mirrored(self, line: str) -> None:
         self.mirrors.append(line)
 
+    def verified(self, line: str, failed: int) -> None:
+        self.verifications.append(line)
+        self.import_failures += failed
+
+    def total_received(self) -> int:
+        return sum(c.received for c in self.streams.values())
+
     def total_rejected(self) -> int:
         return sum(sum(c.rejected.values()) for c in self.streams.values())
 
@@ -78,11 +87,12 @@ class SyncReport:
             actions = ", ".join(f"{action} {n}" for action, n in sorted(self.targets[target].items())) or "no rows"
             lines.append(f"Target '{target}' -> {self.target_lists.get(target, '?')}: {actions}")
         lines += self.mirrors
+        lines += self.verifications
         if self.requests:
             lines.append("Requests: " + ", ".join(f"{kind}: {n}" for kind, n in sorted(self.requests.items())))
         return lines
 
     def log_summary(self, prefix: str = "Sync summary") -> None:
-        level = logging.WARNING if self.total_rejected() else logging.INFO
+        level = logging.WARNING if self.total_rejected() or self.import_failures else logging.INFO
         for line in self.summary_lines():
             logger.log(level, f"{prefix}: {line}")

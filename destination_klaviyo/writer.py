@@ -18,8 +18,9 @@ from airbyte_cdk.models import ConfiguredAirbyteCatalog, DestinationSyncMode, Fa
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
-from destination_klaviyo.config import KlaviyoConfig
+from destination_klaviyo.config import KlaviyoConfig, config_error
 from destination_klaviyo.errors import as_traced
+from destination_klaviyo.jobs import verify_jobs
 from destination_klaviyo.mirror import mirror_list
 from destination_klaviyo.registry import registry_update_message
 from destination_klaviyo.rendering import Rejection
@@ -49,6 +50,8 @@ class KlaviyoWriter:
         raw_config: Mapping[str, Any],
     ) -> None:
         # Routing first: an unmapped stream or unsupported mode fails before any client exists.
+        if not catalog.streams:
+            raise config_error("The configured catalog has no streams: select at least one stream in the connection.")
         self.routes = route_catalog(config, catalog)
         self.config = config
         self.raw_config = raw_config
@@ -237,7 +240,22 @@ class KlaviyoWriter:
             logger.info(
                 f"Dry run: {dropped} state message(s) were not emitted, so a later real sync re-reads these rows."
             )
+        elif self.config.verify_bulk_jobs:
+            job_ids = [job for sink in self.sinks.values() if isinstance(sink, BulkImportSink) for job in sink.job_ids]
+            verify_jobs(self.client, self.report, job_ids)
         self.report.log_summary(prefix)
+        self._check_rejected_share()
+
+    def _check_rejected_share(self) -> None:
+        """Good rows are in and their states emitted; now fail loudly if too many rows were bad."""
+        received, rejected = self.report.total_received(), self.report.total_rejected()
+        if received and rejected / received > self.config.max_rejected_share:
+            raise config_error(
+                f"{rejected} of {received} rows ({rejected / received:.0%}) were rejected, more than "
+                f"`max_rejected_share` ({self.config.max_rejected_share:.0%}). The other rows were delivered. "
+                "The 'Rejected record' log lines say why (no row data is logged): fix the source data or the "
+                "stream mapping, or raise `max_rejected_share`."
+            )
 
     def _write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for message in messages:

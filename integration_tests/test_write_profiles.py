@@ -152,7 +152,8 @@ def test_bad_rows_are_rejected_with_reasons_and_the_sync_goes_on(emulator):
         record("customers", {"email": "ok3@example.com"}),
         stream_state("customers", 5),
     ]
-    run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines(messages), origin=emulator.url)
+    config = {**CONFIG, "max_rejected_share": 0.8}  # 3 of 5 rejected is tolerated here
+    run = run_connector("write", config=config, catalog=CATALOG, stdin=lines(messages), origin=emulator.url)
     assert run.returncode == 0, run.stderr
     emails = sorted(p["attributes"]["email"] for p in emulator.state()["profiles"])
     assert emails == ["ok1@example.com", "ok3@example.com"]
@@ -251,3 +252,34 @@ def test_dry_run_sends_nothing_and_emits_no_state(emulator):
     assert run.states == []
     assert any("Dry run plan" in line and "received 12000" in line for line in run.logs)
     assert any("bulk import jobs planned (dry run): 2" in line for line in run.logs)
+
+
+def test_too_many_rejected_rows_fail_the_sync_after_delivering_the_good_ones(emulator):
+    messages = [record("customers", {"email": "good@example.com"})]
+    messages += [record("customers", {"first_name": f"Nobody{i}"}) for i in range(3)]
+    messages.append(stream_state("customers", 4))
+    run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines(messages), origin=emulator.url)
+    assert run.returncode != 0
+    assert [p["attributes"]["email"] for p in emulator.state()["profiles"]] == ["good@example.com"]
+    assert [s["stream"]["stream_state"]["cursor"] for s in run.states] == [4]
+    (trace,) = run.traces
+    assert trace["error"]["failure_type"] == "config_error"
+    assert "3 of 4 rows (75%)" in trace["error"]["message"] and "max_rejected_share" in trace["error"]["message"]
+
+
+def test_an_empty_catalog_is_a_clear_config_error(emulator):
+    run = run_connector("write", config=CONFIG, catalog={"streams": []}, stdin="", origin=emulator.url)
+    assert run.returncode != 0
+    assert run.traces[0]["error"]["failure_type"] == "config_error"
+    assert "no streams" in run.traces[0]["error"]["message"]
+
+
+def test_verify_bulk_jobs_reports_what_klaviyo_imported(emulator):
+    config = {**CONFIG, "verify_bulk_jobs": True}
+    messages = [record("customers", {"email": f"v{i}@example.com"}) for i in range(3)]
+    run = run_connector("write", config=config, catalog=CATALOG, stdin=lines(messages), origin=emulator.url)
+    assert run.returncode == 0, run.stdout[-2000:]
+    (job,) = emulator.state()["jobs"]
+    assert any(f"Bulk import job {job['id']}: complete, 3 of 3 profiles imported, 0 failed" in line for line in run.logs)
+    gets = [r for r in emulator.state()["requests"] if r["method"] == "GET" and r["path"].startswith("/api/profile-bulk-import-jobs/")]
+    assert len(gets) == 1

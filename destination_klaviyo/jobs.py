@@ -1,0 +1,67 @@
+"""Optional follow-up of bulk import jobs (`verify_bulk_jobs`).
+
+Klaviyo's 202 means a job was accepted, not that every profile was imported: the import runs
+asynchronously and can fail single profiles. With the flag on, after all rows are delivered, the
+connector polls each job until it is complete and reports how many profiles failed and why
+(codes and redacted details, never the profile data Klaviyo echoes back). Each poll is a request
+against the 150/min bulk-import budget, which is why the flag is off by default.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+from destination_klaviyo.client import BulkJobs, KlaviyoClient
+from destination_klaviyo.errors import redact_detail
+from destination_klaviyo.report import SyncReport
+
+logger = logging.getLogger("airbyte")
+
+FINISHED = {"complete", "cancelled"}
+MAX_WAIT_SECONDS = 900.0
+
+
+def verify_jobs(
+    client: KlaviyoClient, report: SyncReport, job_ids: list[str], max_wait: float = MAX_WAIT_SECONDS
+) -> None:
+    jobs = BulkJobs(client)
+    pending = list(job_ids)
+    deadline = time.monotonic() + max_wait
+    interval = 1.0
+    while pending:
+        still = []
+        for job_id in pending:
+            attributes = jobs.get(job_id).get("attributes") or {}
+            status = attributes.get("status")
+            if status not in FINISHED:
+                still.append(job_id)
+                continue
+            failed = int(attributes.get("failed_count") or 0)
+            line = (
+                f"Bulk import job {job_id}: {status}, {attributes.get('completed_count') or 0} of "
+                f"{attributes.get('total_count')} profiles imported, {failed} failed"
+            )
+            if failed:
+                codes = Counter(
+                    redact_detail(
+                        str(
+                            (e.get("attributes") or {}).get("code")
+                            or (e.get("attributes") or {}).get("detail")
+                            or "error"
+                        )
+                    )
+                    for e in jobs.errors(job_id)
+                )
+                line += " (" + ", ".join(f"{code}: {n}" for code, n in sorted(codes.items())) + ")"
+            report.verified(line, failed)
+        pending = still
+        if pending:
+            if time.monotonic() + interval > deadline:
+                logger.warning(
+                    f"{len(pending)} bulk import job(s) still running after {max_wait:.0f}s: {', '.join(pending)}"
+                )
+                return
+            time.sleep(interval)
+            interval = min(interval * 2, 30.0)
