@@ -23,7 +23,9 @@ from integration_tests.klaviyo_emulator import (
     DEFAULT_API_KEY,
     EmulatorServer,
     FilterError,
+    RateLimiter,
     compile_filter,
+    limit_for,
     parse_filter,
     quote_filter_string,
 )
@@ -836,3 +838,234 @@ def test_cli_default_key() -> None:
         proc.send_signal(2)  # SIGINT also stops it cleanly
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+# ------------------------------------------------- throttled mode (opt-in)
+# No test here asserts a duration: windows are either driven by a fake clock, or made so long
+# (time_scale=0.001: a 1-second burst window lasts 1,000 real seconds) that none resets mid-test.
+REL = "/api/lists/{}/relationships/profiles"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_default_mode_never_throttles_and_sends_no_rate_limit_headers(
+    emu: EmulatorServer, http: requests.Session
+) -> None:
+    for _ in range(20):  # GET /api/accounts is 1/s burst in Klaviyo's spec
+        r = http.get(emu.url + "/api/accounts")
+        assert r.status_code == 200
+        assert not [h for h in r.headers if h.lower().startswith("ratelimit")]
+    state = requests.get(emu.url + "/__emulator__/state").json()
+    assert state["throttled"] == 0 and state["rate_limits"] is None
+    assert emu.store.rate_limiter is None
+
+
+@pytest.mark.parametrize(
+    "method, path, operation, burst, steady",
+    [
+        ("POST", BULK, "bulk_import_profiles", 10, 150),
+        ("POST", BULK + "/", "bulk_import_profiles", 10, 150),
+        ("GET", BULK + "/01ABC", "get_bulk_import_profiles_job", 10, 150),
+        ("GET", "/api/lists", "get_lists", 75, 750),
+        ("POST", "/api/lists", "create_list", 10, 150),
+        ("GET", "/api/lists/AbC123", "get_list", 75, 750),
+        ("GET", REL.format("AbC123"), "get_profile_ids_for_list", 75, 750),
+        ("POST", REL.format("AbC123"), "add_profiles_to_list", 10, 150),
+        ("DELETE", REL.format("AbC123"), "remove_profiles_from_list", 10, 150),
+        ("GET", "/api/accounts", "get_accounts", 1, 15),
+    ],
+)
+def test_rate_limit_table_follows_the_spec(method: str, path: str, operation: str, burst: int, steady: int) -> None:
+    limit = limit_for(method, path)
+    assert limit is not None
+    assert (limit.operation, limit.burst, limit.steady) == (operation, burst, steady)
+
+
+def test_rate_limit_table_ignores_unknown_routes() -> None:
+    assert limit_for("GET", "/api/nowhere") is None
+    assert limit_for("PATCH", "/api/lists/AbC123") is None
+
+
+def test_burst_limit_answers_429_with_retry_after_and_changes_nothing() -> None:
+    with EmulatorServer(api_keys=[KEY], rate_limits="klaviyo", time_scale=0.001) as emu:
+        with requests.Session() as http:
+            http.headers.update(emu.headers(KEY))
+            for i in range(10):
+                r = http.post(emu.url + BULK, json=bulk_body([prof(email=f"u{i}@example.com")]))
+                assert r.status_code == 202, r.text
+                assert r.headers["RateLimit-Limit"] == "150"
+                assert r.headers["RateLimit-Remaining"] == str(149 - i)
+                assert int(r.headers["RateLimit-Reset"]) >= 1
+            r = http.post(emu.url + BULK, json=bulk_body([prof(email="late@example.com")]))
+            assert r.status_code == 429
+            assert error_of(r)["code"] == "throttled"
+            assert int(r.headers["Retry-After"]) >= 1
+            # Klaviyo sends no RateLimit-* headers on a 429, only Retry-After.
+            assert not [h for h in r.headers if h.lower().startswith("ratelimit")]
+            # Each operation has its own windows.
+            assert http.get(emu.url + "/api/lists").status_code == 200
+            state = requests.get(emu.url + "/__emulator__/state").json()
+    assert len(emu.store.jobs) == 10 and emu.store.profile_by_email("late@example.com") is None
+    assert state["throttled"] == 1
+    assert state["rate_limits"]["throttled"] == {"bulk_import_profiles": 1}
+    assert state["rate_limits"]["throttled_by_window"] == {"burst": 1, "steady": 0}
+    assert state["rate_limits"]["accepted"] == {"bulk_import_profiles": 10, "get_lists": 1}
+    assert [r["status"] for r in state["requests"]].count(429) == 1
+
+
+def test_steady_window_fills_then_resets_on_the_minute() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    path = REL.format("L1")
+    for i in range(150):
+        if i and i % 10 == 0:
+            clock.now += 1.0  # a new burst window every 10 requests
+        assert limiter.acquire("POST", path).allowed
+    assert clock.now == 14.0
+    refused = limiter.acquire("POST", path)
+    assert not refused.allowed and refused.window == "steady"
+    assert refused.headers == {"Retry-After": "46"}  # until the minute ends
+    assert limiter.acquire("DELETE", path).allowed  # removals are another operation
+    clock.now = 60.0
+    again = limiter.acquire("POST", path)
+    assert again.allowed and again.headers["RateLimit-Remaining"] == "149"
+    assert limiter.snapshot()["throttled"] == {"add_profiles_to_list": 1}
+
+
+def test_burst_window_refuses_the_eleventh_request_in_a_second() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    for _ in range(10):
+        assert limiter.acquire("POST", BULK).allowed
+    refused = limiter.acquire("POST", BULK)
+    assert not refused.allowed and refused.window == "burst" and refused.headers == {"Retry-After": "1"}
+    clock.now = 1.0
+    assert limiter.acquire("POST", BULK).allowed
+
+
+def test_time_scale_shortens_windows_and_latency_and_retry_after_stays_in_real_seconds() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(time_scale=60, latency_ms=250, clock=clock)
+    assert limiter.latency_seconds == pytest.approx(0.25 / 60)
+    for i in range(150):
+        clock.now = (i // 10 + 0.5) / 60  # 10 requests in each simulated second (1/60 real s)
+        assert limiter.acquire("POST", BULK).allowed
+    refused = limiter.acquire("POST", BULK)
+    # 45.5 simulated seconds are 0.76 real seconds: Retry-After is whole real seconds, at least 1.
+    assert not refused.allowed and refused.window == "steady" and refused.headers == {"Retry-After": "1"}
+    clock.now = 60.5 / 60  # the next simulated minute
+    assert limiter.acquire("POST", BULK).allowed
+
+
+def test_a_request_arriving_in_an_older_window_counts_in_the_current_one() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    clock.now = 1.5
+    for _ in range(10):
+        assert limiter.acquire("POST", BULK).allowed
+    assert not limiter.acquire("POST", BULK, at=0.9).allowed  # window 1 is full; it never goes back to 0
+
+
+def test_throttled_counts_in_state_and_stats_and_reset_starts_a_new_epoch() -> None:
+    with EmulatorServer(api_keys=[KEY], rate_limits="klaviyo", time_scale=0.001) as emu:
+        headers = emu.headers(KEY)
+        statuses = [requests.get(emu.url + "/api/accounts", headers=headers).status_code for _ in range(3)]
+        assert statuses == [200, 429, 429]
+        assert requests.get(emu.url + "/__emulator__/state").json()["throttled"] == 2
+        stats = requests.get(emu.url + "/__emulator__/stats").json()
+        assert stats["throttled"] == 2 and stats["status_counts"] == {"200": 1, "429": 2}
+        assert stats["rate_limits"]["limits"]["get_accounts"] == {
+            "method": "GET",
+            "path": "/api/accounts",
+            "burst_per_s": 1,
+            "steady_per_m": 15,
+        }
+        requests.post(emu.url + "/__emulator__/reset").raise_for_status()
+        assert requests.get(emu.url + "/__emulator__/stats").json()["throttled"] == 0
+        assert requests.get(emu.url + "/api/accounts", headers=headers).status_code == 200
+
+
+def test_latency_does_not_serialize_concurrent_requests() -> None:
+    with EmulatorServer(api_keys=[KEY], latency_ms=300) as emu:
+        start = threading.Barrier(5)
+        statuses: list[int] = []
+
+        def call() -> None:
+            start.wait()
+            statuses.append(requests.get(emu.url + "/api/accounts", headers=emu.headers(KEY)).status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = requests.get(emu.url + "/__emulator__/stats").json()
+    assert statuses == [200] * 5
+    assert stats["max_in_flight"] > 1  # held answers wait in their own threads
+    assert stats["throttled"] == 0 and stats["rate_limits"]["enabled"] is False
+
+
+def test_stats_timeline_counts_items_of_accepted_requests(emu: EmulatorServer, http: requests.Session) -> None:
+    list_id = create_list(http, emu, "Timeline")
+    assert http.post(emu.url + BULK, json=bulk_body([prof(email=f"t{i}@example.com") for i in range(3)])).ok
+    ids = [{"type": "profile", "id": f"P{i}"} for i in range(2)]
+    assert http.post(emu.url + REL.format(list_id), json={"data": ids}).status_code == 204
+    assert http.post(emu.url + BULK, json=bulk_body([])).status_code == 400
+    stats = requests.get(emu.url + "/__emulator__/stats", params={"timeline": "1"}).json()
+    assert [(row[1], row[3], row[4]) for row in stats["timeline"]] == [
+        ("POST", 201, None),
+        ("POST", 202, 3),
+        ("POST", 204, 2),
+        ("POST", 400, None),
+    ]
+    assert stats["profiles"] == 3 and stats["jobs"] == 1 and stats["memberships"] == {list_id: 2}
+    assert stats["max_in_flight"] == 1
+
+
+def test_lean_mode_keeps_identifiers_and_drops_bodies() -> None:
+    with EmulatorServer(api_keys=[KEY], lean=True) as emu:
+        body = bulk_body([prof(email="lean@example.com", first_name="Ada", properties={"plan": "pro"})])
+        assert requests.post(emu.url + BULK, json=body, headers=emu.headers(KEY)).status_code == 202
+        bad = bulk_body([prof(email="x@example.com", first_name=None)])
+        assert requests.post(emu.url + BULK, json=bad, headers=emu.headers(KEY)).status_code == 400
+    profile = emu.store.profile_by_email("lean@example.com")
+    assert profile is not None and profile["attributes"] == {"email": "lean@example.com"}
+    assert emu.store.bulk_request_bodies() == []
+    assert [job.request_body for job in emu.store.jobs.values()] == [None]
+
+
+def test_cli_throttled_flags() -> None:
+    args = [sys.executable, "-m", "integration_tests.klaviyo_emulator", "--port", "0", "--api-key", KEY]
+    args += ["--rate-limits", "klaviyo", "--latency-ms", "1", "--time-scale", "0.001", "--lean"]
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = _read_line(proc, 15).split()[1]
+        headers = {"Authorization": f"Klaviyo-API-Key {KEY}", "revision": "2026-07-15"}
+        first = requests.get(url + "/api/accounts", headers=headers, timeout=5)
+        second = requests.get(url + "/api/accounts", headers=headers, timeout=5)
+        assert (first.status_code, second.status_code) == (200, 429)
+        assert first.headers["RateLimit-Limit"] == "15" and int(second.headers["Retry-After"]) >= 1
+        stats = requests.get(url + "/__emulator__/stats", timeout=5).json()
+        assert stats["throttled"] == 1 and stats["rate_limits"]["latency_ms"] == 1.0
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("flags", [["--time-scale", "0"], ["--latency-ms", "-1"], ["--rate-limits", "fast"]])
+def test_cli_refuses_bad_throttling_flags(flags: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "integration_tests.klaviyo_emulator", "--port", "0", *flags],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and done.stdout == ""

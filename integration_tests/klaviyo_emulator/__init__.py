@@ -14,6 +14,7 @@ See README.md in this directory.
 
 from .errors import ApiError
 from .filters import FilterError, compile_filter, parse_filter, quote_filter_string
+from .ratelimit import KLAVIYO_RATE_LIMITS, Limit, RateLimiter, limit_for
 from .server import DEFAULT_API_KEY, DEFAULT_REVISION, EmulatorServer
 from .store import (
     DEFAULT_LIST_CREATE_DAILY_LIMIT,
@@ -37,12 +38,16 @@ __all__ = [
     "Fault",
     "FilterError",
     "JobRecord",
+    "KLAVIYO_RATE_LIMITS",
+    "Limit",
     "MAX_BULK_BODY_BYTES",
     "MAX_BULK_PROFILES",
     "MAX_LIST_RELATIONSHIP_ITEMS",
     "MAX_PROFILE_BYTES",
+    "RateLimiter",
     "RequestRecord",
     "compile_filter",
+    "limit_for",
     "parse_filter",
     "quote_filter_string",
 ]

@@ -40,17 +40,57 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Create List calls allowed per UTC day before 429 (default {DEFAULT_LIST_CREATE_DAILY_LIMIT})",
     )
     parser.add_argument("--log-requests", action="store_true", help="log one line per request to stderr")
+    throttling = parser.add_argument_group(
+        "throttled mode (opt-in; without these flags the emulator answers at once and never rate-limits)"
+    )
+    throttling.add_argument(
+        "--rate-limits",
+        choices=("off", "klaviyo"),
+        default="off",
+        help="'klaviyo': enforce each endpoint's burst (1 s) and steady (1 min) fixed windows from "
+        "Klaviyo's OpenAPI spec, answering 429 + Retry-After past them (default off)",
+    )
+    throttling.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="every /api answer leaves no earlier than this many (simulated) ms after its request "
+        "arrived; only that request's thread waits (default 0)",
+    )
+    throttling.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second for --rate-limits and --latency-ms: windows last 1/X "
+        "and 60/X real seconds and latency is divided by X, so real-time ceilings are X times "
+        "Klaviyo's (default 1 = real time)",
+    )
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="for long benchmark runs: request bodies are not kept (request log, job records) and a "
+        "stored profile keeps only its identifiers; everything is still validated, matched and counted",
+    )
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be positive")
+    if args.latency_ms < 0:
+        parser.error("--latency-ms must not be negative")
     emu = EmulatorServer(
         api_keys=args.api_keys or [DEFAULT_API_KEY],
         host=args.host,
         port=args.port,
         list_create_daily_limit=args.list_create_daily_limit,
         log_stream=sys.stderr if args.log_requests else None,
+        rate_limits=args.rate_limits,
+        latency_ms=args.latency_ms,
+        time_scale=args.time_scale,
+        lean=args.lean,
     )
 
     def _stop(signum: int, frame: Optional[FrameType]) -> None:

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from . import filters
 from .errors import ApiError
+from .ratelimit import KLAVIYO_RATE_LIMITS, RateLimiter
 from .store import (
     DEFAULT_LIST_CREATE_DAILY_LIMIT,
     MAX_BULK_BODY_BYTES,
@@ -74,6 +75,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # Concurrent clients (benchmarks with many connections) must not overflow the listen backlog.
+    request_queue_size = 128
 
     def __init__(
         self,
@@ -212,7 +215,11 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path.rstrip("/") or "/"
         if path == "/api" or path.startswith("/api/"):
-            self._handle_api(method, path, split.query)
+            self.store.request_started()
+            try:
+                self._handle_api(method, path, split.query)
+            finally:
+                self.store.request_finished()
         elif path.startswith("/__emulator__"):
             self._handle_admin(method, path, split.query)
         else:
@@ -257,9 +264,13 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
             )
 
     def _handle_api(self, method: str, path: str, query: str) -> None:
+        arrived = time.monotonic()
         body_size = 0
         json_body: Any = None
         self._parsed_body: Any = None
+        self._items: Optional[int] = None
+        limiter = self.store.rate_limiter
+        rate_headers: dict[str, str] = {}
         try:
             try:
                 body = self._read_body()
@@ -277,9 +288,23 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                 # Parsed before faults/validation so even rejected or faulted
                 # bulk requests are visible to tests in the request log.
                 try:
-                    json_body = self._parsed_body = json.loads(body.decode("utf-8"))
+                    self._parsed_body = json.loads(body.decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError):
                     pass
+                if self.store.retain_bodies:
+                    json_body = self._parsed_body
+            if limiter is not None:
+                # Opt-in (--rate-limits klaviyo): per-operation fixed windows, see ratelimit.py.
+                decision = limiter.acquire(method, path, at=arrived)
+                if not decision.allowed:
+                    raise ApiError(
+                        429,
+                        f"Request was throttled. Expected available in {decision.headers['Retry-After']} "
+                        f"second(s) ({decision.window} limit of {decision.limit.operation if decision.limit else method}).",
+                        code="throttled",
+                        headers=decision.headers,
+                    )
+                rate_headers = decision.headers
             fault = self.store.take_fault(method, path)
             if fault is not None:
                 if fault.delay_seconds:
@@ -289,9 +314,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                     self._route(method, path, query, body)
                 if fault.drop:
                     # Hang up without a word, as a dropped connection or a proxy reset would.
-                    self.store.log_request(
-                        RequestRecord(method, path, query, 0, body_size, time.time(), json_body)
-                    )
+                    self.store.log_request(RequestRecord(method, path, query, 0, body_size, time.time(), json_body))
                     self.close_connection = True
                     return
                 if fault.status is not None:
@@ -323,9 +346,18 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                 body_size=body_size,
                 timestamp=time.time(),
                 json_body=json_body,
+                items=self._items if status < 400 else None,
             )
         )
         self._log(method, path, status, body_size)
+        if rate_headers and status != 429:
+            headers = {**rate_headers, **headers}
+        if limiter is not None and limiter.latency_seconds > 0:
+            # Opt-in latency: the answer leaves no earlier than `latency` after the request arrived
+            # (our own processing counts toward it). Only this request's thread sleeps.
+            delay = arrived + limiter.latency_seconds - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
         self._send(status, doc, headers)
 
     def _route(self, method: str, path: str, query: str, body: bytes) -> Response:
@@ -466,6 +498,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
         doc = self._parsed_body if isinstance(self._parsed_body, dict) else parse_json_body(body)
         profiles, list_ids = validate_bulk_import(doc)
         job = self.store.bulk_import(profiles, list_ids, doc, len(body))
+        self._items = len(profiles)
         resource = self._job_resource(job, status="queued")
         return 202, {"data": resource, "links": {"self": f"{self._base_url()}/api/profile-bulk-import-jobs/"}}, {}
 
@@ -586,12 +619,14 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
         self.store.require_list(list_id)
         ids = validate_profile_relationships(parse_json_body(body))
         self.store.add_members(list_id, ids)
+        self._items = len(ids)
         return 204, None, {}
 
     def _delete_list_profiles(self, list_id: str, *, params: dict[str, str], body: bytes, query: str) -> Response:
         self.store.require_list(list_id)
         ids = validate_profile_relationships(parse_json_body(body))
         self.store.remove_members(list_id, ids)
+        self._items = len(ids)
         return 204, None, {}
 
     # -------------------------------------------------------- /__emulator__
@@ -602,6 +637,9 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
             params = dict(parse_qsl(query, keep_blank_values=True))
             if path == "/__emulator__/health" and method == "GET":
                 self._send(200, {"ok": True}, {}, ctype)
+            elif path == "/__emulator__/stats" and method == "GET":
+                timeline = params.get("timeline", "") in ("1", "true", "yes")
+                self._send(200, self.store.stats(timeline=timeline), {}, ctype)
             elif path == "/__emulator__/state" and method == "GET":
                 include = params.get("include_bodies", "") in ("1", "true", "yes")
                 self._send(200, self.store.snapshot(include_bodies=include), {}, ctype)
@@ -632,6 +670,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                     "skip",
                     "pointer",
                     "apply",
+                    "drop",
                 }
                 unknown = set(spec) - allowed
                 if unknown:
@@ -678,10 +717,26 @@ class EmulatorServer:
         list_create_daily_limit: int = DEFAULT_LIST_CREATE_DAILY_LIMIT,
         store: Optional[EmulatorStore] = None,
         log_stream: Optional[TextIO] = None,
+        rate_limits: Optional[str] = None,
+        latency_ms: float = 0.0,
+        time_scale: float = 1.0,
+        lean: bool = False,
     ) -> None:
         keys = [k for k in (api_keys or []) if k] or [DEFAULT_API_KEY]
         self._default_key = keys[0]
         self.store = store or EmulatorStore(list_create_daily_limit=list_create_daily_limit)
+        if lean:
+            # Benchmarks: keep counts, not contents (bodies dropped, profiles reduced to identifiers).
+            self.store.retain_bodies = False
+            self.store.identifiers_only = True
+        if rate_limits not in (None, "off", "klaviyo"):
+            raise ValueError(f"rate_limits must be None, 'off' or 'klaviyo', got {rate_limits!r}")
+        table = KLAVIYO_RATE_LIMITS if rate_limits == "klaviyo" else ()
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        if table or latency_ms:
+            # Opt-in only: without these arguments the emulator answers at once and never throttles.
+            self.store.rate_limiter = RateLimiter(table, time_scale=time_scale, latency_ms=latency_ms)
         self.httpd = EmulatorHTTPServer((host, port), self.store, keys, log_stream)
         self.host = self.httpd.server_address[0]
         self.port = self.httpd.server_address[1]

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Optional
 
 from .errors import ApiError
+from .ratelimit import RateLimiter
 
 DEFAULT_LIST_CREATE_DAILY_LIMIT = 150
 MAX_BULK_PROFILES = 10_000
@@ -48,6 +49,17 @@ def new_list_id() -> str:
     return "".join(secrets.choice(_LIST_ID_ALPHABET) for _ in range(6))
 
 
+def copy_json(value: Any) -> Any:
+    """Deep copy of parsed JSON (dicts, lists, scalars), several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return copy.deepcopy(value)
+
+
 def iso(dt: datetime) -> str:
     """Format a datetime the way Klaviyo does (ISO 8601 with offset)."""
     return dt.astimezone(timezone.utc).isoformat()
@@ -64,6 +76,7 @@ class RequestRecord:
     body_size: int
     timestamp: float
     json_body: Any = None  # parsed body, kept for bulk import job requests
+    items: Optional[int] = None  # profiles in an accepted bulk job / ids in a list-relationship edit
 
     def to_dict(self, include_body: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -182,10 +195,24 @@ class EmulatorStore:
         self,
         list_create_daily_limit: int = DEFAULT_LIST_CREATE_DAILY_LIMIT,
         clock: Optional[Callable[[], datetime]] = None,
+        *,
+        retain_bodies: bool = True,
+        identifiers_only: bool = False,
+        rate_limiter: Optional[RateLimiter] = None,
     ) -> None:
         self.lock = threading.RLock()
         self.list_create_daily_limit = list_create_daily_limit
+        # False (benchmarks): request bodies are parsed and applied but not kept in the request log
+        # or the job records, so a multi-million-row run does not hold every body in memory.
+        self.retain_bodies = retain_bodies
+        # True (benchmarks): a stored profile keeps only email/phone_number/external_id (enough to
+        # match later imports); everything is still validated, matched and counted.
+        self.identifiers_only = identifiers_only
+        # Set when rate limits and/or latency are emulated (opt-in); its counters are in snapshots.
+        self.rate_limiter = rate_limiter
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
+        self._flight_lock = threading.Lock()
+        self.in_flight = 0  # /api requests being handled right now
         self._init_state()
 
     def _init_state(self) -> None:
@@ -198,6 +225,7 @@ class EmulatorStore:
         self.faults: list[Fault] = []
         self.list_creations: dict[str, int] = {}
         self._index: dict[str, dict[str, str]] = {k: {} for k in _ID_ATTRS}
+        self.max_in_flight = 0  # the most /api requests handled at once (client concurrency)
 
     # ------------------------------------------------------------------ misc
     def now(self) -> datetime:
@@ -210,6 +238,8 @@ class EmulatorStore:
             self._init_state()
             if keep_faults:
                 self.faults = faults
+            if self.rate_limiter is not None:
+                self.rate_limiter.reset()
 
     # ----------------------------------------------------------------- lists
     def create_list(
@@ -316,9 +346,9 @@ class EmulatorStore:
         merged = dict(existing)
         for key, value in incoming.items():
             if key in ("properties", "location") and isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **copy.deepcopy(value)}
+                merged[key] = {**merged[key], **copy_json(value)}
             else:
-                merged[key] = copy.deepcopy(value)
+                merged[key] = copy_json(value)
         return merged
 
     def upsert_profile(self, attributes: dict[str, Any], profile_id: Optional[str] = None) -> tuple[str, bool]:
@@ -326,6 +356,8 @@ class EmulatorStore:
 
         Matching order: resource id, then email, phone_number, external_id.
         """
+        if self.identifiers_only:
+            attributes = {k: attributes[k] for k in _ID_ATTRS if k in attributes}
         with self.lock:
             now = self.now()
             pid = self._match(profile_id, attributes)
@@ -386,7 +418,7 @@ class EmulatorStore:
                 profile_ids=ids,
                 total_count=len(profiles),
                 body_size=body_size,
-                request_body=request_body,
+                request_body=request_body if self.retain_bodies else None,
                 created_at=now,
                 completed_at=now,
             )
@@ -449,6 +481,15 @@ class EmulatorStore:
             return list(self.memberships.get(list_id, {}).items())
 
     # ---------------------------------------------------------- request log
+    def request_started(self) -> None:
+        with self._flight_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def request_finished(self) -> None:
+        with self._flight_lock:
+            self.in_flight -= 1
+
     def log_request(self, record: RequestRecord) -> None:
         with self.lock:
             self.requests.append(record)
@@ -558,5 +599,36 @@ class EmulatorStore:
                 "faults": [f.to_dict() for f in self.faults],
                 "list_creations": dict(self.list_creations),
                 "list_create_daily_limit": self.list_create_daily_limit,
+                "throttled": self.rate_limiter.throttled_total() if self.rate_limiter else 0,
+                "rate_limits": self.rate_limiter.snapshot() if self.rate_limiter else None,
                 "generated_at": time.time(),
             }
+
+    def stats(self, timeline: bool = False) -> dict[str, Any]:
+        """Counts only, cheap at any size (served by ``/__emulator__/stats``); used by benchmarks.
+
+        With ``timeline``, one ``[timestamp, method, path, status, items]`` row per ``/api``
+        request, in arrival order (``items``: profiles of an accepted bulk job, ids of an accepted
+        list-relationship edit, else null).
+        """
+        with self.lock:
+            status_counts: dict[str, int] = {}
+            for r in self.requests:
+                key = str(r.status)
+                status_counts[key] = status_counts.get(key, 0) + 1
+            out: dict[str, Any] = {
+                "profiles": len(self.profiles),
+                "lists": len(self.lists),
+                "jobs": len(self.jobs),
+                "memberships": {lid: len(members) for lid, members in self.memberships.items()},
+                "requests": len(self.requests),
+                "request_counts": self.request_counts(),
+                "status_counts": status_counts,
+                "max_in_flight": self.max_in_flight,
+                "throttled": self.rate_limiter.throttled_total() if self.rate_limiter else 0,
+                "rate_limits": self.rate_limiter.snapshot() if self.rate_limiter else None,
+                "generated_at": time.time(),
+            }
+            if timeline:
+                out["timeline"] = [[r.timestamp, r.method, r.path, r.status, r.items] for r in self.requests]
+            return out

@@ -38,18 +38,34 @@ def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
+def _contains_null(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(item is None or (isinstance(item, (dict, list)) and _contains_null(item)) for item in value.values())
+    if isinstance(value, list):
+        return any(item is None or (isinstance(item, (dict, list)) and _contains_null(item)) for item in value)
+    return False
+
+
 def find_null(value: Any, pointer: str) -> Optional[str]:
     """Return the JSON pointer of the first ``null`` inside ``value``, if any."""
+    if not _contains_null(value):  # the common case, without building a pointer per member
+        return None
+    return _find_null(value, pointer)
+
+
+def _find_null(value: Any, pointer: str) -> Optional[str]:
     if value is None:
         return pointer
     if isinstance(value, dict):
         for key, item in value.items():
-            found = find_null(item, f"{pointer}/{_escape(str(key))}")
+            found = _find_null(item, f"{pointer}/{_escape(str(key))}")
             if found:
                 return found
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            found = find_null(item, f"{pointer}/{i}")
+            found = _find_null(item, f"{pointer}/{i}")
             if found:
                 return found
     return None

@@ -1,0 +1,195 @@
+"""Deterministic Airbyte messages for the benchmark: what a source would send destination-klaviyo.
+
+Two kinds of input, each written once per (kind, rows, seed) to a cache file and reused:
+
+- `profiles`: a `customers` stream of realistic customer rows: email, phone_e164, external_id,
+  first/last name, an organization (null for some rows, as real tables have), a `location` object
+  (with a null `address2` most of the time), and a handful of custom columns (plan, lifetime value,
+  order count, dates, a boolean, a list of tags, a nullable timestamp). About 560 bytes a line.
+- `memberships`: a `memberships` stream of `{"klaviyo_profile_id": <26-char id>, "list": "Bench"}`
+  rows, for the `list_memberships_by_profile_id` surface.
+
+A STREAM state follows every 1,000-5,000 rows (uniformly drawn, seeded), each carrying its cursor
+and `sourceStats.recordCount`, and a STREAM_STATUS COMPLETE trace closes the stream, as the
+platform sends after a clean source run. Every row is a distinct person (no duplicates), so the
+emulator ends with exactly `rows` profiles or memberships.
+
+    python bench/datagen.py --kind profiles --rows 100000 [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+SEED = 20260415
+STATE_EVERY_MIN = 1_000
+STATE_EVERY_MAX = 5_000
+EMITTED_AT = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+BENCH_LIST = "Bench"
+STREAMS = {"profiles": "customers", "memberships": "memberships"}
+
+FIRST_NAMES = (
+    "Ada Grace Alan Linus Margaret Edsger Barbara Donald Ken Dennis Frances Katherine Tim Radia Vint Bjarne "
+    "Guido Yukihiro Sophie Jean Hedy Annie Mary Claude John Leslie Niklaus Robin Shafi Whitfield Adele Evelyn "
+    "Karen Lynn Maria Olga Priya Rahul Wei Mei Hiroshi Aiko Lars Ingrid Pierre Amelie Chiara Luca Diego Lucia "
+    "Kwame Amara Fatima Omar Noah Liam Emma Olivia Ava Mia Zoe Ethan"
+).split()
+LAST_NAMES = (
+    "Lovelace Hopper Turing Torvalds Hamilton Dijkstra Liskov Knuth Thompson Ritchie Allen Johnson Berners-Lee "
+    "Perlman Cerf Stroustrup van-Rossum Matsumoto Wilson Sammet Lamarr Easley Keller Shannon McCarthy Lamport "
+    "Wirth Milner Goldwasser Diffie Goldberg Boyd Sparck-Jones Conway Klawe Petrov Sharma Gupta Zhang Chen "
+    "Tanaka Sato Larsen Berg Dubois Martin Rossi Bianchi Garcia Lopez Mensah Okafor Haddad Nasser Smith Brown"
+).split()
+DOMAINS = ("example.com", "mail.example.org", "customers.example.net", "shop.example.io", "example.co.uk")
+ORGANIZATIONS = ("Acme Corp", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises")
+STREETS = ("Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill", "Sunset")
+CITIES = (
+    ("Boston", "MA", "02110"),
+    ("San Francisco", "CA", "94107"),
+    ("Austin", "TX", "78701"),
+    ("Seattle", "WA", "98101"),
+    ("Chicago", "IL", "60601"),
+    ("Denver", "CO", "80202"),
+    ("Brooklyn", "NY", "11201"),
+    ("Portland", "OR", "97201"),
+)
+PLANS = ("free", "starter", "pro", "business", "enterprise")
+TAGS = ("newsletter", "vip", "wholesale", "returning", "mobile", "eu", "beta", "churn-risk")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def profile_row(i: int, rng: random.Random) -> dict[str, Any]:
+    first = rng.choice(FIRST_NAMES)
+    last = rng.choice(LAST_NAMES)
+    city, region, zip_code = rng.choice(CITIES)
+    return {
+        "email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(),
+        "phone_e164": f"+1{rng.randrange(201, 990)}{i % 10_000_000:07d}",
+        "external_id": f"cus_{i:09d}",
+        "first_name": first,
+        "last_name": last.replace("-", " "),
+        "organization": rng.choice(ORGANIZATIONS) if rng.random() < 0.6 else None,
+        "location": {
+            "address1": f"{rng.randrange(1, 9999)} {rng.choice(STREETS)} St",
+            "address2": f"Apt {rng.randrange(1, 400)}" if rng.random() < 0.2 else None,
+            "city": city,
+            "region": region,
+            "country": "US",
+            "zip": zip_code,
+        },
+        "plan": rng.choice(PLANS),
+        "lifetime_value": round(rng.random() * 5_000, 2),
+        "orders_count": rng.randrange(0, 120),
+        "signup_date": f"20{rng.randrange(15, 26)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+        "is_vip": rng.random() < 0.05,
+        "tags": rng.sample(TAGS, rng.randrange(0, 4)),
+        "last_order_at": (
+            f"2025-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}:00:00Z"
+            if rng.random() < 0.7
+            else None
+        ),
+    }
+
+
+def profile_id(i: int) -> str:
+    """A 26-character Crockford base32 id, the shape of Klaviyo profile ids, distinct per `i`."""
+    value = (0x0190 << 112) | ((i * 0x9E3779B97F4A7C15) & ((1 << 112) - 1))  # odd multiplier: a bijection
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def membership_row(i: int, rng: random.Random) -> dict[str, Any]:
+    return {"klaviyo_profile_id": profile_id(i), "list": BENCH_LIST}
+
+
+def messages(kind: str, rows: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
+    stream = STREAMS[kind]
+    make = profile_row if kind == "profiles" else membership_row
+    rng = random.Random(seed)
+    states = random.Random(seed + 1)
+    next_state = states.randint(STATE_EVERY_MIN, STATE_EVERY_MAX)
+    since_state = 0
+    for i in range(rows):
+        yield {"type": "RECORD", "record": {"stream": stream, "data": make(i, rng), "emitted_at": EMITTED_AT}}
+        since_state += 1
+        if since_state == next_state or i == rows - 1:
+            yield {
+                "type": "STATE",
+                "state": {
+                    "type": "STREAM",
+                    "stream": {"stream_descriptor": {"name": stream}, "stream_state": {"cursor": i + 1}},
+                    "sourceStats": {"recordCount": float(since_state)},
+                },
+            }
+            since_state = 0
+            next_state = states.randint(STATE_EVERY_MIN, STATE_EVERY_MAX)
+    yield {
+        "type": "TRACE",
+        "trace": {
+            "type": "STREAM_STATUS",
+            "emitted_at": EMITTED_AT,
+            "stream_status": {"stream_descriptor": {"name": stream}, "status": "COMPLETE"},
+        },
+    }
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_DATA_DIR") or Path(tempfile.gettempdir()) / "destination-klaviyo-bench")
+
+
+def ensure_file(kind: str, rows: int, cache_dir: Path | None = None, seed: int = SEED) -> Path:
+    """The cached input file for (kind, rows, seed), generated on first use (atomically)."""
+    directory = cache_dir or default_cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{kind}-{rows}-seed{seed}.jsonl"
+    if path.exists():
+        return path
+    partial = path.with_suffix(f".partial{os.getpid()}")
+    with partial.open("wb") as out:
+        buffer: list[bytes] = []
+        for message in messages(kind, rows, seed):
+            buffer.append(orjson.dumps(message))
+            if len(buffer) >= 10_000:
+                out.write(b"\n".join(buffer) + b"\n")
+                buffer.clear()
+        if buffer:
+            out.write(b"\n".join(buffer) + b"\n")
+    partial.replace(path)
+    return path
+
+
+def count_states(path: Path) -> int:
+    with path.open("rb") as source:
+        return sum(1 for line in source if line.startswith(b'{"type":"STATE"'))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kind", choices=tuple(STREAMS), default="profiles")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--out", type=Path, help="write here instead of the cache directory")
+    args = parser.parse_args()
+    if args.out:
+        with args.out.open("wb") as out:
+            for message in messages(args.kind, args.rows, args.seed):
+                out.write(orjson.dumps(message) + b"\n")
+        print(args.out)
+    else:
+        print(ensure_file(args.kind, args.rows, seed=args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
