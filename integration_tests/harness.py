@@ -80,6 +80,14 @@ class EmulatorProcess:
         requests.post(f"{self.url}/__emulator__/faults", json=spec, timeout=30).raise_for_status()
 
 
+SECRET_MASK = "**********"
+
+
+def leaked(secret: str, *texts: str) -> bool:
+    """Whether a secret appears in any output (the canary check every connector run goes through)."""
+    return bool(secret) and secret != SECRET_MASK and any(secret in text for text in texts)
+
+
 @dataclass
 class Run:
     returncode: int
@@ -132,7 +140,11 @@ def run_connector(
         if origin is not None:
             env["KLAVIYO_API_ORIGIN"] = origin
         done = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
-        return Run(done.returncode, done.stdout, done.stderr)
+    # Canary: every scenario of the suite checks that the key it configured never comes back out.
+    key = str((config or {}).get("private_api_key") or "")
+    if leaked(key, done.stdout, done.stderr):
+        raise AssertionError(f"the connector printed the configured API key (command {command})")
+    return Run(done.returncode, done.stdout, done.stderr)
 
 
 def configured_stream(

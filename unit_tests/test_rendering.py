@@ -95,7 +95,11 @@ def test_values_json_cannot_carry_are_converted_or_rejected():
             "day": datetime.date(2026, 1, 2),
         }
     )
-    assert profile["attributes"]["properties"] == {"amount": 12.5, "signed_up": "2026-01-02T03:04:05+00:00", "day": "2026-01-02"}
+    assert profile["attributes"]["properties"] == {
+        "amount": 12.5,
+        "signed_up": "2026-01-02T03:04:05+00:00",
+        "day": "2026-01-02",
+    }
     for bad in (float("nan"), float("inf"), Decimal("NaN"), [1.0, float("-inf")]):
         out = render_profile({"email": "a@b.co", "score": bad})
         assert isinstance(out, Rejection) and out.code == "invalid_value", bad
@@ -103,7 +107,9 @@ def test_values_json_cannot_carry_are_converted_or_rejected():
 
 
 def test_nulls_inside_arrays_are_dropped():
-    assert rendered({"email": "a@b.co", "tags": ["a", None, {"k": None}]})["attributes"]["properties"] == {"tags": ["a", {}]}
+    assert rendered({"email": "a@b.co", "tags": ["a", None, {"k": None}]})["attributes"]["properties"] == {
+        "tags": ["a", {}]
+    }
 
 
 @pytest.mark.parametrize("data", [{}, {"first_name": "x"}, {"email": None, "external_id": "  "}, {"email": ""}])

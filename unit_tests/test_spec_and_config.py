@@ -73,5 +73,18 @@ def test_spec_json_is_valid_json_schema():
 
 def test_a_target_mapped_twice_is_rejected():
     with pytest.raises(AirbyteTracedException) as info:
-        parse_config({"private_api_key": "pk", "list_mappings": [{"target": "VIP", "list_id": "A"}, {"target": "VIP", "list_id": "B"}]})
+        parse_config(
+            {
+                "private_api_key": "pk",
+                "list_mappings": [{"target": "VIP", "list_id": "A"}, {"target": "VIP", "list_id": "B"}],
+            }
+        )
     assert "VIP" in info.value.message and "list_mappings" in info.value.message
+
+
+def test_the_canary_check_itself_catches_a_leak():
+    from integration_tests.harness import leaked
+
+    assert leaked("pk_canary_123", "log line", "oops pk_canary_123 printed")
+    assert not leaked("pk_canary_123", "clean", "output")
+    assert not leaked("**********", "masked **********")

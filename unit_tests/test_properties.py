@@ -1,0 +1,122 @@
+"""Property-based tests: whatever the rows, rendering never sends a null or an oversize profile,
+and batching never exceeds a limit and never drops, duplicates or reorders a row."""
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from destination_klaviyo import batching
+from destination_klaviyo.rendering import MAX_PROFILE_BYTES, Rejection, render_profile
+from destination_klaviyo.report import SyncReport
+from destination_klaviyo.sinks import BulkImportSink
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+columns = st.sampled_from(
+    [
+        "email",
+        "phone_e164",
+        "phone_number",
+        "external_id",
+        "first_name",
+        "location",
+        "properties",
+        "title",
+        "plan",
+        "list",
+        "_ab_cdc_lsn",
+    ]
+)
+records = st.dictionaries(st.one_of(columns, st.text(max_size=10)), json_values, max_size=10)
+emails = st.from_regex(r"[a-z0-9]{1,12}@[a-z]{1,8}\.[a-z]{2,4}", fullmatch=True)
+
+
+def contains_null(value):
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(contains_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_null(v) for v in value)
+    return False
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(records, st.booleans())
+def test_rendering_sends_no_null_and_stays_in_bounds(data, accept_profile_id):
+    out = render_profile(data, accept_profile_id=accept_profile_id)
+    if isinstance(out, Rejection):
+        assert out.code and out.detail
+        return
+    assert len(out) <= MAX_PROFILE_BYTES
+    profile = orjson.loads(out)
+    assert not contains_null(profile)
+    identifiers = {"email", "phone_number", "external_id"} & set(profile["attributes"])
+    assert identifiers or "id" in profile
+    assert not any(key.startswith("_ab_") for key in profile["attributes"].get("properties", {}))
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(st.text(max_size=10), json_values, max_size=6), emails)
+def test_a_row_with_a_valid_email_is_never_lost_for_its_other_columns(extra, email):
+    extra = {
+        k: v
+        for k, v in extra.items()
+        if k not in ("email", "phone_e164", "phone_number", "external_id", "klaviyo_profile_id", "location")
+    }
+    out = render_profile({**extra, "email": email})
+    if isinstance(out, Rejection):  # only reasons that name a real problem with a value are allowed
+        assert out.code in ("invalid_value", "profile_too_large"), out
+    else:
+        assert orjson.loads(out)["attributes"]["email"] == email
+
+
+class RecordingClient:
+    def __init__(self):
+        self.bodies = []
+
+    def create_bulk_import_job(self, body):
+        self.bodies.append(body)
+        return str(len(self.bodies))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=60),
+    st.integers(min_value=1, max_value=9),
+    st.integers(min_value=900, max_value=4_000),
+)
+def test_batching_never_exceeds_a_limit_nor_loses_a_row(pads, max_items, max_bytes):
+    original = (batching.MAX_PROFILES_PER_JOB, batching.MAX_JOB_BODY_BYTES)
+    batching.MAX_PROFILES_PER_JOB, batching.MAX_JOB_BODY_BYTES = max_items, max_bytes
+    try:
+        client = RecordingClient()
+        report = SyncReport()
+        sink = BulkImportSink(client, report)
+        sent_emails = []
+        for i, pad in enumerate(pads):
+            email = f"u{i}@example.com"
+            sink.add(i, "s", i + 1, {"email": email, "pad": "x" * pad})
+            if not isinstance(render_profile({"email": email, "pad": "x" * pad}), Rejection):
+                sent_emails.append(email)
+        sink.flush()
+    finally:
+        batching.MAX_PROFILES_PER_JOB, batching.MAX_JOB_BODY_BYTES = original
+    received = []
+    for body in client.bodies:
+        profiles = orjson.loads(body)["data"]["attributes"]["profiles"]["data"]
+        assert 1 <= len(profiles) <= max_items
+        assert len(body) <= max_bytes  # every single profile here (< 800 bytes) fits a job on its own
+        received += [p["attributes"]["email"] for p in profiles]
+    assert received == sent_emails
+    assert report.streams["s"].delivered == len(sent_emails)
