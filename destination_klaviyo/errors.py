@@ -22,6 +22,13 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _LIST_PATH = re.compile(r"^/api/lists/([^/]+)")
 
 
+def _missing_list(exc: KlaviyoApiError) -> bool:
+    """A 404 about a list: on a list's own path, or a bulk job's `relationships.lists`."""
+    if exc.status != 404:
+        return False
+    return bool(_LIST_PATH.match(exc.path)) or any("/relationships/lists" in (e.pointer or "") for e in exc.errors)
+
+
 def redact_detail(text: str) -> str:
     """Klaviyo quotes offending values in error details; those can be personal data."""
     return _QUOTED.sub("'<redacted>'", text)
@@ -56,11 +63,12 @@ def explain(exc: Exception) -> str:
                 f"The private API key lacks a scope needed for {exc.method} {exc.path} ({needed}; 403: {details}). "
                 f"Edit the key in Klaviyo > Settings > API keys and grant: {', '.join(ALL_SCOPES)}."
             )
-        list_match = _LIST_PATH.match(exc.path)
-        if exc.status == 404 and list_match:
+        if _missing_list(exc):
+            list_match = _LIST_PATH.match(exc.path)
+            which = f"Klaviyo list {list_match.group(1)}" if list_match else f"The Klaviyo list of a bulk import job ({details})"
             return (
-                f"Klaviyo list {list_match.group(1)} does not exist (404). Fix or remove the entry that maps a "
-                "target to it in `list_mappings` (or in `target_registry`), or map the target to an existing list."
+                f"{which} does not exist (404). Fix or remove the entry that maps a target to it in "
+                "`list_mappings` (or in `target_registry`), or map the target to an existing list."
             )
         if exc.status == 400 and any(e.pointer == "revision" for e in exc.errors):
             return f"Klaviyo does not accept the configured `api_revision` ({details}). Use a date revision such as 2026-04-15."
@@ -77,7 +85,7 @@ def failure_type(exc: Exception) -> FailureType:
     if isinstance(exc, KlaviyoUnreachable):
         return FailureType.transient_error
     if isinstance(exc, KlaviyoApiError):
-        if exc.status in (401, 403) or (exc.status == 404 and _LIST_PATH.match(exc.path)):
+        if exc.status in (401, 403) or _missing_list(exc):
             return FailureType.config_error
         if exc.status == 400 and any(e.pointer == "revision" for e in exc.errors):
             return FailureType.config_error

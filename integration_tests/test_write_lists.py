@@ -421,3 +421,14 @@ def test_profile_id_is_sent_as_the_resource_id_on_list_memberships(emulator):
     (profile,) = state["profiles"]
     assert profile["attributes"] == {"email": "known@example.com", "first_name": "Known"}
     assert state["memberships"][job["list_id"]] == [known["id"]]
+
+
+@pytest.mark.parametrize("surface", ["list_memberships", "list_memberships_by_profile_id"])
+def test_a_mapping_to_a_deleted_list_is_a_config_error_naming_it(emulator, surface):
+    cfg = config(default_surface=surface, list_mappings=[{"target": "vip", "list_id": "GONE42"}])
+    row = {"klaviyo_profile_id": "P1", "email": "a@example.com", "list": "vip"}
+    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("a")), stdin=lines([record("a", row)]), origin=emulator.url)
+    assert run.returncode != 0
+    error = run.traces[0]["error"]
+    assert error["failure_type"] == "config_error"
+    assert "does not exist (404)" in error["message"] and "list_mappings" in error["message"]
