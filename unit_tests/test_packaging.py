@@ -208,3 +208,33 @@ def test_docs_changelog_names_the_current_version():
     text = (ROOT / "docs" / "klaviyo.md").read_text()
     changelog = text.split("## Changelog", 1)[1]
     assert re.search(rf"^\|\s*{re.escape(VERSION)}\s*\|", changelog, re.M)
+
+
+def test_docs_sync_mode_table_matches_what_each_surface_honours():
+    """The docs' sync-mode table says `not supported` exactly where routing refuses a mode."""
+    from destination_klaviyo.surfaces import SUPPORTED_MODES, Surface
+
+    text = (ROOT / "docs" / "klaviyo.md").read_text()
+    section = text.split("## Supported sync modes", 1)[1].split("\n## ", 1)[0]
+    header, *rows = [line for line in section.splitlines() if line.startswith("| ")]
+    columns = [cell.strip(" `") for cell in header.strip("|").split("|")][1:]
+    assert columns == [s.value for s in Surface]
+    seen = set()
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        mode = re.search(r"\(`(\w+)`\)", cells[0])
+        if not mode:
+            continue
+        seen.add(mode.group(1))
+        for surface, cell in zip(Surface, cells[1:]):
+            honoured = any(m.value == mode.group(1) for m in SUPPORTED_MODES[surface])
+            assert honoured == (cell != "not supported"), (mode.group(1), surface.value, cell)
+    assert seen == {"append", "append_dedup", "update", "soft_delete", "overwrite"}
+
+
+def test_docs_name_every_scope_the_connector_uses():
+    from destination_klaviyo.endpoints import ALL_SCOPES
+
+    text = (ROOT / "docs" / "klaviyo.md").read_text()
+    section = text.split("### Required API scopes", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `([a-z]+:[a-z]+)` \|", section, re.M)) == set(ALL_SCOPES)
