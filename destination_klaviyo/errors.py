@@ -65,7 +65,11 @@ def explain(exc: Exception) -> str:
             )
         if _missing_list(exc):
             list_match = _LIST_PATH.match(exc.path)
-            which = f"Klaviyo list {list_match.group(1)}" if list_match else f"The Klaviyo list of a bulk import job ({details})"
+            which = (
+                f"Klaviyo list {list_match.group(1)}"
+                if list_match
+                else f"The Klaviyo list of a bulk import job ({details})"
+            )
             return (
                 f"{which} does not exist (404). Fix or remove the entry that maps a target to it in "
                 "`list_mappings` (or in `target_registry`), or map the target to an existing list."

@@ -7,6 +7,7 @@ columns, never values: a row is personal data.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ class StreamCounts:
 class SyncReport:
     def __init__(self, dry_run: bool = False) -> None:
         self.dry_run = dry_run
+        self.lock = threading.Lock()  # deliveries report from worker threads
         self.streams: dict[str, StreamCounts] = defaultdict(StreamCounts)
         self.targets: dict[str, Counter[str]] = defaultdict(Counter)  # target -> action -> rows
         self.target_lists: dict[str, str] = {}  # target -> how it resolved, for the summary
@@ -41,15 +43,17 @@ class SyncReport:
         counts.received += 1
         return counts.received
 
-    def delivered(self, stream: str, action: str, target: str | None = None) -> None:
-        self.streams[stream].delivered += 1
-        if target is not None:
-            self.targets[target][action] += 1
+    def delivered(self, stream: str, action: str, target: str | None = None, count: int = 1) -> None:
+        with self.lock:
+            self.streams[stream].delivered += count
+            if target is not None:
+                self.targets[target][action] += count
 
     def rejected(self, stream: str, ordinal: int, rejection: Rejection) -> None:
-        counts = self.streams[stream]
-        counts.rejected[rejection.code] += 1
-        total = sum(counts.rejected.values())
+        with self.lock:
+            counts = self.streams[stream]
+            counts.rejected[rejection.code] += 1
+            total = sum(counts.rejected.values())
         if total <= MAX_LOGGED_REJECTIONS_PER_STREAM:
             logger.warning(f"Rejected record #{ordinal} of stream '{stream}' ({rejection.code}): {rejection.detail}")
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
@@ -59,7 +63,8 @@ class SyncReport:
         self.target_lists[target] = description
 
     def request_sent(self, kind: str) -> None:
-        self.requests[kind] += 1
+        with self.lock:
+            self.requests[kind] += 1
 
     def mirrored(self, line: str) -> None:
         self.mirrors.append(line)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from destination_klaviyo.batching import BodyBatch, Entry, new_bulk_job_batch, new_relationship_batch
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
+from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import redact_detail
 from destination_klaviyo.rendering import Rejection, render_profile, render_profile_reference
 from destination_klaviyo.report import SyncReport
@@ -33,12 +35,34 @@ class Sink(ABC):
         list_id: Optional[str],
         target: Optional[str],
         dry_run: bool,
+        dispatcher: Optional[Dispatcher],
     ) -> None:
         self.client = client
         self.report = report
         self.list_id = list_id
         self.target = target
         self.dry_run = dry_run
+        self.dispatcher = dispatcher
+        # Batches handed to a worker: (first sequence number, future). A failed one stays here, so
+        # the states after its rows are never released.
+        self.inflight: list[tuple[int, Future[None]]] = []
+
+    def _submit(self, batch: BodyBatch, job: Callable[[], None]) -> Future[None]:
+        first = batch.first_seq()
+        assert first is not None
+        if self.dispatcher is None:  # synchronous use (tests, embedding)
+            future: Future[None] = Future()
+            job()
+            future.set_result(None)
+        else:
+            future = self.dispatcher.submit(job)
+        self.inflight.append((first, future))
+        return future
+
+    def _lowest(self, *open_batches: BodyBatch) -> Optional[int]:
+        self.inflight = [(seq, f) for seq, f in self.inflight if not f.done() or f.exception() is not None]
+        seqs = [seq for seq, _ in self.inflight] + [s for s in (b.first_seq() for b in open_batches) if s is not None]
+        return min(seqs) if seqs else None
 
     @abstractmethod
     def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
@@ -148,8 +172,11 @@ def deliver(
             break
         else:
             raise RuntimeError(f"Klaviyo kept rejecting rows of one request after {MAX_REJECTION_ROUNDS} rounds")
+    per_stream: dict[str, int] = {}
     for entry in batch.entries:
-        report.delivered(entry.stream, action, target)
+        per_stream[entry.stream] = per_stream.get(entry.stream, 0) + 1
+    for stream, count in per_stream.items():
+        report.delivered(stream, action, target, count)
 
 
 class BulkImportSink(Sink):
@@ -165,8 +192,9 @@ class BulkImportSink(Sink):
         accept_profile_id: bool = False,
         excluded_columns: tuple[str, ...] = (),
         dry_run: bool = False,
+        dispatcher: Optional[Dispatcher] = None,
     ) -> None:
-        super().__init__(client, report, list_id, target, dry_run)
+        super().__init__(client, report, list_id, target, dry_run, dispatcher)
         self.accept_profile_id = accept_profile_id
         self.excluded_columns = excluded_columns
         self.job_ids: list[str] = []  # accepted jobs, for the optional follow-up (jobs.py)
@@ -187,8 +215,18 @@ class BulkImportSink(Sink):
     def flush(self) -> None:
         if len(self.batch):
             batch, self.batch = self.batch, new_bulk_job_batch(self.list_id)
-            deliver(
-                batch, self._send, self.report, "bulk import jobs", BULK_POINTERS, self.dry_run, "upsert", self.target
+            self._submit(
+                batch,
+                lambda: deliver(
+                    batch,
+                    self._send,
+                    self.report,
+                    "bulk import jobs",
+                    BULK_POINTERS,
+                    self.dry_run,
+                    "upsert",
+                    self.target,
+                ),
             )
 
     def _send(self, body: bytes) -> str:
@@ -198,14 +236,15 @@ class BulkImportSink(Sink):
         return f"bulk import job {job_id}"
 
     def lowest_pending_seq(self) -> Optional[int]:
-        return self.batch.first_seq()
+        return self._lowest(self.batch)
 
 
 class RelationshipSink(Sink):
     """`list_memberships_by_profile_id` for one list: adds and removes by Klaviyo profile id.
 
     Adds and removes go in separate requests. When a profile is about to be queued in one direction
-    while it waits in the other, the waiting batch is sent first, so rows take effect in their order.
+    while it waits (queued or in flight) in the other, that other batch is sent and awaited first, so
+    a profile's rows take effect in their order even with requests running concurrently.
     """
 
     def __init__(
@@ -216,10 +255,12 @@ class RelationshipSink(Sink):
         target: str,
         *,
         dry_run: bool = False,
+        dispatcher: Optional[Dispatcher] = None,
     ) -> None:
-        super().__init__(client, report, list_id, target, dry_run)
+        super().__init__(client, report, list_id, target, dry_run, dispatcher)
         self.batches = {False: new_relationship_batch(), True: new_relationship_batch()}
         self.queued: dict[bool, set[str]] = {False: set(), True: set()}
+        self.sent: dict[bool, list[tuple[set[str], Future[None]]]] = {False: [], True: []}
         self.added_ids: set[str] = set()  # every profile this sync put in the list (for mirror)
 
     def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
@@ -228,8 +269,13 @@ class RelationshipSink(Sink):
             self.report.rejected(stream, ordinal, rendered)
             return
         profile_id = str(data["klaviyo_profile_id"])  # validated by render_profile_reference
-        if profile_id in self.queued[not remove]:
-            self._flush(not remove)
+        other = not remove
+        if profile_id in self.queued[other]:
+            self._flush(other)
+        self.sent[other] = [(ids, f) for ids, f in self.sent[other] if not f.done() or f.exception() is not None]
+        for ids, future in self.sent[other]:
+            if profile_id in ids:
+                future.result()
         if not self.batches[remove].fits(rendered):
             self._flush(remove)
         self.batches[remove].add(Entry(seq, stream, ordinal, rendered))
@@ -243,6 +289,7 @@ class RelationshipSink(Sink):
         batch = self.batches[remove]
         if not len(batch):
             return
+        ids = self.queued[remove]
         self.batches[remove] = new_relationship_batch()
         self.queued[remove] = set()
         kind = "list removals" if remove else "list additions"
@@ -253,7 +300,11 @@ class RelationshipSink(Sink):
             return f"{kind} for list {self.list_id}"
 
         action = "remove" if remove else "add"
-        deliver(batch, send, self.report, kind, RELATIONSHIP_POINTERS, self.dry_run, action, self.target)
+        future = self._submit(
+            batch,
+            lambda: deliver(batch, send, self.report, kind, RELATIONSHIP_POINTERS, self.dry_run, action, self.target),
+        )
+        self.sent[remove].append((ids, future))
 
     def flush(self) -> None:
         # Order between the two only matters for a profile in both, and `add` never lets that happen.
@@ -261,5 +312,4 @@ class RelationshipSink(Sink):
         self._flush(True)
 
     def lowest_pending_seq(self) -> Optional[int]:
-        seqs = [s for s in (b.first_seq() for b in self.batches.values()) if s is not None]
-        return min(seqs) if seqs else None
+        return self._lowest(*self.batches.values())

@@ -19,6 +19,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
 from destination_klaviyo.config import KlaviyoConfig, config_error
+from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import as_traced
 from destination_klaviyo.jobs import verify_jobs
 from destination_klaviyo.mirror import mirror_list
@@ -60,6 +61,7 @@ class KlaviyoWriter:
         self.ledger = StateLedger()
         self.resolver = TargetResolver(config, self.client)
         self.sinks: dict[tuple[Surface, str], Sink] = {}
+        self.dispatcher = Dispatcher(config.max_requests_in_flight)
         self.completed: set[StreamKey] = set()
         self.incomplete: set[StreamKey] = set()
         self.mirror_targets: dict[StreamKey, set[str]] = defaultdict(set)
@@ -105,7 +107,7 @@ class KlaviyoWriter:
         if sink is None:
             dry_run = self.config.dry_run
             if route.surface is Surface.PROFILES:
-                sink = BulkImportSink(self.client, self.report, dry_run=dry_run)
+                sink = BulkImportSink(self.client, self.report, dry_run=dry_run, dispatcher=self.dispatcher)
             else:
                 assert target is not None
                 list_id = self.resolver.resolved[target].list_id
@@ -118,10 +120,16 @@ class KlaviyoWriter:
                         accept_profile_id=True,
                         excluded_columns=(self.config.target_field,),
                         dry_run=dry_run or list_id is None,
+                        dispatcher=self.dispatcher,
                     )
                 else:
                     sink = RelationshipSink(
-                        self.client, self.report, list_id, target, dry_run=dry_run or list_id is None
+                        self.client,
+                        self.report,
+                        list_id,
+                        target,
+                        dry_run=dry_run or list_id is None,
+                        dispatcher=self.dispatcher,
                     )
             self.sinks[key] = sink
         return sink
@@ -164,6 +172,7 @@ class KlaviyoWriter:
         return min(pending) if pending else None
 
     def _released_states(self) -> Iterator[dict[str, Any]]:
+        self.dispatcher.raise_errors()
         if self.config.dry_run:
             return
         yield from self.ledger.release(self._lowest_pending())
@@ -173,6 +182,17 @@ class KlaviyoWriter:
     def flush_all(self) -> None:
         for sink in self.sinks.values():
             sink.flush()
+
+    def _after_failure(self, flush: bool) -> Iterator[dict[str, Any]]:
+        """Let requests in flight finish, then echo the states whose rows all got in."""
+        try:
+            if flush:
+                self.flush_all()
+        except Exception as flush_exc:  # the original error is the one to report
+            logger.error(f"Could not deliver buffered rows after the failure: {type(flush_exc).__name__}")
+        self.dispatcher.settle()
+        if not self.config.dry_run:
+            yield from self.ledger.release(self._lowest_pending())
 
     def _stream_status(self, trace: dict[str, Any]) -> None:
         """The platform sends STREAM_STATUS COMPLETE per stream once the source finished cleanly."""
@@ -220,19 +240,23 @@ class KlaviyoWriter:
 
     # -- the loop ---------------------------------------------------------------------------------
     def write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self._write_and_report(messages)
+        finally:
+            self.dispatcher.close()
+
+    def _write_and_report(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         prefix = "Dry run plan" if self.config.dry_run else "Sync summary"
         try:
             yield from self._write(messages)
         except (KlaviyoApiError, KlaviyoUnreachable) as exc:
+            # Klaviyo refused or is unreachable: send nothing more, but commit what is already in.
+            yield from self._after_failure(flush=False)
             self.report.log_summary(f"{prefix} (failed)")
             raise as_traced(exc) from None
         except BaseException:
-            # Deliver what was read before the failure so its states can still be committed.
-            try:
-                self.flush_all()
-                yield from self._released_states()
-            except Exception as flush_exc:  # the original error is the one to report
-                logger.error(f"Could not deliver buffered rows after the failure: {type(flush_exc).__name__}")
+            # Bad input or a bug: deliver what was read before it so its states can be committed.
+            yield from self._after_failure(flush=True)
             self.report.log_summary(f"{prefix} (failed)")
             raise
         if self.config.dry_run:
@@ -274,6 +298,7 @@ class KlaviyoWriter:
                 self._stream_status(message["trace"])
             # LOG, other TRACE and CONTROL messages from the source need no action here.
         self.flush_all()
+        self.dispatcher.drain()
         yield from self._released_states()
         yield from self._mirror()
 

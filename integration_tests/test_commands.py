@@ -29,6 +29,7 @@ def test_spec():
         "max_rejected_share",
         "verify_bulk_jobs",
         "request_timeout_seconds",
+        "max_requests_in_flight",
         "target_registry",
     }
     assert props["private_api_key"]["airbyte_secret"] is True
