@@ -8,6 +8,7 @@ requests cannot interleave half-applied imports.  API keys are deliberately
 
 from __future__ import annotations
 
+import base64
 import copy
 import math
 import os
@@ -33,15 +34,22 @@ _LIST_ID_ALPHABET = string.ascii_letters + string.digits
 _ID_ATTRS = ("email", "phone_number", "external_id")
 
 
+_RFC4648_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+
+
 def new_ulid(now: Optional[datetime] = None) -> str:
-    """Return a 26-char Crockford-base32 ULID, the shape of Klaviyo profile/job ids."""
+    """Return a 26-char Crockford-base32 ULID, the shape of Klaviyo profile/job ids.
+
+    10 characters of millisecond timestamp, then 16 of randomness (80 bits = 10 bytes, which base32
+    encodes to exactly 16 characters, mapped from RFC 4648's alphabet to Crockford's).
+    """
     ms = int((now or datetime.now(timezone.utc)).timestamp() * 1000)
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    for _ in range(10):
+        chars.append(_CROCKFORD[ms & 31])
+        ms >>= 5
+    randomness = base64.b32encode(os.urandom(10)).translate(_RFC4648_TO_CROCKFORD).decode("ascii")
+    return "".join(reversed(chars)) + randomness
 
 
 def new_list_id() -> str:
@@ -351,7 +359,9 @@ class EmulatorStore:
                 merged[key] = copy_json(value)
         return merged
 
-    def upsert_profile(self, attributes: dict[str, Any], profile_id: Optional[str] = None) -> tuple[str, bool]:
+    def upsert_profile(
+        self, attributes: dict[str, Any], profile_id: Optional[str] = None, *, now: Optional[datetime] = None
+    ) -> tuple[str, bool]:
         """Create or update one profile; returns ``(id, created)``.
 
         Matching order: resource id, then email, phone_number, external_id.
@@ -359,7 +369,7 @@ class EmulatorStore:
         if self.identifiers_only:
             attributes = {k: attributes[k] for k in _ID_ATTRS if k in attributes}
         with self.lock:
-            now = self.now()
+            now = now or self.now()
             pid = self._match(profile_id, attributes)
             if pid is None:
                 pid = new_ulid(now)
@@ -407,7 +417,7 @@ class EmulatorStore:
             now = self.now()
             ids: list[str] = []
             for prof in profiles:
-                pid, _ = self.upsert_profile(prof.get("attributes") or {}, prof.get("id"))
+                pid, _ = self.upsert_profile(prof.get("attributes") or {}, prof.get("id"), now=now)
                 ids.append(pid)
             for list_id in list_ids:
                 self._add_members(list_id, ids, now)
