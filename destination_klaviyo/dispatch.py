@@ -18,6 +18,9 @@ class Dispatcher:
         self.max_in_flight = max_in_flight
         self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="klaviyo-request")
         self.futures: deque[Future[None]] = deque()
+        # Bumped by worker threads as jobs finish: lets the main thread skip re-checking states
+        # and errors while nothing has changed (a per-row check would cost a lock per row).
+        self.completed = 0
 
     def submit(self, job: Callable[[], None]) -> Future[None]:
         """Run `job` on a worker, first waiting for a free slot (which bounds memory, too)."""
@@ -26,8 +29,12 @@ class Dispatcher:
             wait([f for f in self.futures if not f.done()], return_when=FIRST_COMPLETED)
             self.raise_errors()
         future = self.pool.submit(job)
+        future.add_done_callback(self._count_completion)
         self.futures.append(future)
         return future
+
+    def _count_completion(self, _: Future[None]) -> None:
+        self.completed += 1
 
     def raise_errors(self) -> None:
         """Forget finished jobs; re-raise the first failure among them."""

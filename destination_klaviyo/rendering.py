@@ -34,7 +34,8 @@ PROFILE_ATTRIBUTES = (
     "anonymous_id",
     "properties",
 )
-STRING_ATTRIBUTES = frozenset(PROFILE_ATTRIBUTES) - {"location", "properties"}
+_ATTRIBUTE_SET = frozenset(PROFILE_ATTRIBUTES)
+STRING_ATTRIBUTES = _ATTRIBUTE_SET - {"location", "properties"}
 LOCATION_KEYS = frozenset(
     {"address1", "address2", "city", "country", "latitude", "longitude", "region", "zip", "timezone", "ip"}
 )
@@ -63,12 +64,18 @@ class Rejection:
 Rendered = Union[bytes, Rejection]
 
 
+_CONTAINERS = (dict, list)
+
+
 def strip_nulls(value: Any) -> Any:
-    """Drop nulls at every depth: members of objects and items of arrays."""
+    """Drop nulls at every depth: members of objects and items of arrays.
+
+    Written for the hot path: scalars (most values) are not passed through a call.
+    """
     if isinstance(value, dict):
-        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+        return {k: strip_nulls(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [strip_nulls(v) for v in value if v is not None]
+        return [strip_nulls(v) if isinstance(v, _CONTAINERS) else v for v in value if v is not None]
     return value
 
 
@@ -115,24 +122,35 @@ _IDENTIFIERS: tuple[tuple[tuple[str, ...], str, bool], ...] = (
 _PROFILE_ID: tuple[tuple[str, ...], str, bool] = ((PROFILE_ID_COLUMN,), "id", False)
 
 
+def _first_present(data: Mapping[str, Any], columns: tuple[str, ...]) -> Union[tuple[str, Any], None]:
+    for column in columns:
+        value = data.get(column)
+        if value is not None and not (value.__class__ is str and not value.strip()):
+            return column, value
+    return None
+
+
 def _identifiers(data: Mapping[str, Any], accept_profile_id: bool) -> Union[dict[str, Any], Rejection]:
     found: dict[str, Any] = {}
     for columns, key, allow_numbers in _IDENTIFIERS + ((_PROFILE_ID,) if accept_profile_id else ()):
-        column = next((c for c in columns if not _is_blank(data.get(c))), None)
-        if column is None:
+        present = _first_present(data, columns)
+        if present is None:
             continue
-        text = _as_text(column, data[column], allow_numbers=allow_numbers)
+        column, value = present
+        text = value if value.__class__ is str else _as_text(column, value, allow_numbers=allow_numbers)
         if isinstance(text, Rejection):
             return text
-        if key == "email" and not EMAIL.match(text):
-            return Rejection("invalid_email", f"column '{column}' is not an email address")
-        if key == "phone_number":
-            text = PHONE_PUNCTUATION.sub("", text)
+        if key == "email":
+            if not EMAIL.match(text):
+                return Rejection("invalid_email", f"column '{column}' is not an email address")
+        elif key == "phone_number":
             if not E164.match(text):
-                return Rejection(
-                    "invalid_phone",
-                    f"column '{column}' is not an E.164 phone number (+, country code, up to 15 digits)",
-                )
+                text = PHONE_PUNCTUATION.sub("", text)
+                if not E164.match(text):
+                    return Rejection(
+                        "invalid_phone",
+                        f"column '{column}' is not an E.164 phone number (+, country code, up to 15 digits)",
+                    )
         found[key] = text
     return found
 
@@ -182,14 +200,17 @@ def render_profile(
     for column, value in data.items():
         if value is None or column in skip or column.startswith(META_PREFIXES):
             continue
-        if column in PROFILE_ATTRIBUTES:
+        if column in _ATTRIBUTE_SET:
+            if column in STRING_ATTRIBUTES and value.__class__ is str:
+                attributes[column] = value
+                continue
             rendered = _attribute(column, value)
             if isinstance(rendered, Rejection):
                 return rendered
             if rendered != {}:
                 attributes[column] = rendered
         else:
-            extra_properties[column] = strip_nulls(value)
+            extra_properties[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
     if extra_properties:
         # A top-level column wins over a key of the same name inside the `properties` column.
         attributes["properties"] = {**attributes.get("properties", {}), **extra_properties}

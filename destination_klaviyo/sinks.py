@@ -210,7 +210,7 @@ class BulkImportSink(Sink):
             return
         if not self.batch.fits(rendered):
             self.flush()
-        self.batch.add(Entry(seq, stream, ordinal, rendered))
+        self.batch.add(Entry(seq, stream, ordinal), rendered)
 
     def flush(self) -> None:
         if len(self.batch):
@@ -278,7 +278,7 @@ class RelationshipSink(Sink):
                 future.result()
         if not self.batches[remove].fits(rendered):
             self._flush(remove)
-        self.batches[remove].add(Entry(seq, stream, ordinal, rendered))
+        self.batches[remove].add(Entry(seq, stream, ordinal), rendered)
         self.queued[remove].add(profile_id)
         if remove:
             self.added_ids.discard(profile_id)

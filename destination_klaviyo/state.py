@@ -39,6 +39,7 @@ class StateLedger:
         self._since_state: Counter[StreamKey] = Counter()
         self._since_global = 0
         self._pending: deque[PendingState] = deque()
+        self.states_seen = 0
 
     def next_record(self, stream: StreamKey) -> int:
         """Count a record and return its sequence number."""
@@ -49,6 +50,7 @@ class StateLedger:
         return seq
 
     def add_state(self, message: dict[str, Any]) -> None:
+        self.states_seen += 1
         state = message.setdefault("state", {})
         scope = state_scope(state)
         if scope is None:

@@ -66,6 +66,7 @@ class KlaviyoWriter:
         self.incomplete: set[StreamKey] = set()
         self.mirror_targets: dict[StreamKey, set[str]] = defaultdict(set)
         self._oldest_pending_state: Optional[float] = None
+        self._release_marker: tuple[int, int] = (-1, -1)
         for route in self.routes.values():
             logger.info(
                 f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}"
@@ -172,8 +173,14 @@ class KlaviyoWriter:
         return min(pending) if pending else None
 
     def _released_states(self) -> Iterator[dict[str, Any]]:
+        # Which states may go only changes when a state arrives or a request finishes; between
+        # those events this is two attribute reads per row.
+        marker = (self.dispatcher.completed, self.ledger.states_seen)
+        if marker == self._release_marker:
+            return
+        self._release_marker = marker
         self.dispatcher.raise_errors()
-        if self.config.dry_run:
+        if self.config.dry_run or not self.ledger.pending():
             return
         yield from self.ledger.release(self._lowest_pending())
         if not self.ledger.pending():

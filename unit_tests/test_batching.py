@@ -4,8 +4,8 @@ from destination_klaviyo.batching import MAX_JOB_BODY_BYTES, MAX_PROFILES_PER_JO
 from destination_klaviyo.rendering import render_profile
 
 
-def entry(i, body):
-    return Entry(seq=i, stream="s", ordinal=i + 1, body=body)
+def entry(i):
+    return Entry(seq=i, stream="s", ordinal=i + 1)
 
 
 def fill(batch, bodies):
@@ -13,14 +13,14 @@ def fill(batch, bodies):
     for i, body in enumerate(bodies):
         if not batch.fits(body):
             return i
-        batch.add(entry(i, body))
+        batch.add(entry(i), body)
     return len(bodies)
 
 
 def test_body_is_valid_json_and_size_is_exact():
     batch = new_bulk_job_batch()
     for i in range(3):
-        batch.add(entry(i, render_profile({"email": f"u{i}@example.com"})))
+        batch.add(entry(i), render_profile({"email": f"u{i}@example.com"}))
     body = batch.body()
     assert len(body) == batch.size
     parsed = orjson.loads(body)
@@ -35,7 +35,7 @@ def test_body_is_valid_json_and_size_is_exact():
 
 def test_list_relationship_in_envelope():
     batch = new_bulk_job_batch("LIST1")
-    batch.add(entry(0, render_profile({"email": "a@b.co"})))
+    batch.add(entry(0), render_profile({"email": "a@b.co"}))
     parsed = orjson.loads(batch.body())
     assert parsed["data"]["relationships"] == {"lists": {"data": [{"type": "list", "id": "LIST1"}]}}
     assert len(batch.body()) == batch.size
@@ -59,7 +59,18 @@ def test_at_most_5mb_of_body_measured_on_the_wire():
 def test_without_drops_entries_and_keeps_size_exact():
     batch = new_bulk_job_batch()
     for i in range(4):
-        batch.add(entry(i, render_profile({"email": f"u{i}@example.com"})))
+        batch.add(entry(i), render_profile({"email": f"u{i}@example.com"}))
     rest = batch.without({1, 2})
     assert [e.seq for e in rest.entries] == [0, 3]
     assert len(rest.body()) == rest.size
+
+
+def test_items_can_be_read_back_exactly():
+    batch = new_bulk_job_batch()
+    bodies = [render_profile({"email": f"u{i}@example.com", "n": "x" * i}) for i in range(5)]
+    for i, body in enumerate(bodies):
+        batch.add(entry(i), body)
+    assert [batch.item(i) for i in range(5)] == bodies
+    first, second = batch.halves()
+    assert [e.seq for e in first.entries] == [0, 1] and [e.seq for e in second.entries] == [2, 3, 4]
+    assert first.item(1) == bodies[1] and second.item(2) == bodies[4]
