@@ -160,16 +160,21 @@ def _attribute(column: str, value: Any) -> Union[Any, Rejection]:
         return _as_text(column, value, allow_numbers=True)
     if not isinstance(value, dict):
         return Rejection("invalid_value", f"column '{column}' must be a JSON object, got {type(value).__name__}")
-    cleaned = strip_nulls(value)
     if column == "location":
-        unknown = sorted(set(cleaned) - LOCATION_KEYS)
-        if unknown:
+        # Klaviyo's location values are scalars: dropping null members is all the cleaning needed.
+        cleaned = {k: v for k, v in value.items() if v is not None} if None in value.values() else value
+        if not LOCATION_KEYS.issuperset(cleaned):
+            unknown = sorted(set(cleaned) - LOCATION_KEYS)
             return Rejection(
                 "invalid_value",
                 f"column 'location' has keys Klaviyo does not accept: {', '.join(unknown)}"
                 f" (allowed: {', '.join(sorted(LOCATION_KEYS))})",
             )
-    return cleaned
+        for key, item in cleaned.items():
+            if isinstance(item, (dict, list, bool)):
+                return Rejection("invalid_value", f"column 'location' key '{key}' must be a string or a number")
+        return cleaned
+    return strip_nulls(value)
 
 
 def render_profile(
