@@ -35,6 +35,7 @@ from destination_klaviyo.targets import Resolution, TargetResolver
 logger = logging.getLogger("airbyte")
 
 STATE_MAX_WAIT_SECONDS = 60.0
+PROGRESS_EVERY_SECONDS = 5.0
 CDC_DELETED_AT = "_ab_cdc_deleted_at"
 
 
@@ -67,6 +68,9 @@ class KlaviyoWriter:
         self.mirror_targets: dict[StreamKey, set[str]] = defaultdict(set)
         self._oldest_pending_state: Optional[float] = None
         self._release_marker: tuple[int, int] = (-1, -1)
+        self._started = self._last_progress = time.monotonic()
+        self._rows_at_last_progress = 0
+        self.states_emitted = 0
         for route in self.routes.values():
             logger.info(
                 f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}"
@@ -182,9 +186,27 @@ class KlaviyoWriter:
         self.dispatcher.raise_errors()
         if self.config.dry_run or not self.ledger.pending():
             return
-        yield from self.ledger.release(self._lowest_pending())
+        for state in self.ledger.release(self._lowest_pending()):
+            self.states_emitted += 1
+            yield state
         if not self.ledger.pending():
             self._oldest_pending_state = None
+
+    def _progress(self) -> None:
+        """A log line every few seconds, so a long sync shows it is moving and how fast."""
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY_SECONDS:
+            return
+        read = self.ledger.records_seen
+        rate = (read - self._rows_at_last_progress) / (now - self._last_progress)
+        delivered = sum(c.delivered for c in self.report.streams.values())
+        in_flight = sum(1 for f in self.dispatcher.futures if not f.done())
+        logger.info(
+            f"Progress: read {read} rows ({rate:,.0f} rows/s now, {read / (now - self._started):,.0f} on average), "
+            f"{'would deliver' if self.config.dry_run else 'delivered'} {delivered}, "
+            f"rejected {self.report.total_rejected()}, {in_flight} request(s) in flight, {self.states_emitted} state(s) echoed"
+        )
+        self._last_progress, self._rows_at_last_progress = now, read
 
     def flush_all(self) -> None:
         for sink in self.sinks.values():
@@ -294,6 +316,8 @@ class KlaviyoWriter:
             if kind == "RECORD":
                 yield from self._accept_record(message.get("record") or {})
                 yield from self._released_states()
+                if not self.ledger.records_seen % 2048:
+                    self._progress()
             elif kind == "STATE":
                 self.ledger.add_state(message)
                 if self._oldest_pending_state is None:
