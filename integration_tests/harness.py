@@ -83,6 +83,17 @@ class EmulatorProcess:
 SECRET_MASK = "**********"
 
 
+def contains_null(value: Any) -> bool:
+    """Whether a JSON value holds a null at any depth (the connector must never send one)."""
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(contains_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_null(v) for v in value)
+    return False
+
+
 def leaked(secret: str, *texts: str) -> bool:
     """Whether a secret appears in any output (the canary check every connector run goes through)."""
     return bool(secret) and secret != SECRET_MASK and any(secret in text for text in texts)

@@ -8,6 +8,7 @@ from integration_tests.harness import (
     EMULATOR_KEY,
     catalog,
     configured_stream,
+    contains_null,
     lines,
     record,
     run_connector,
@@ -39,16 +40,6 @@ def rows_with_states(n, every):
         if (i + 1) % every == 0:
             messages.append(stream_state("customers", i + 1))
     return messages
-
-
-def contains_null(value):
-    if value is None:
-        return True
-    if isinstance(value, dict):
-        return any(contains_null(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_null(v) for v in value)
-    return False
 
 
 def test_25000_rows_land_in_three_jobs_with_states_in_order(emulator):
@@ -90,7 +81,9 @@ def test_no_state_is_emitted_before_its_rows_are_accepted(emulator):
     # One of the three jobs fails for good (which one depends on arrival order, as jobs run
     # concurrently): states may cover the rows accepted from the start, and not one row more.
     emulator.fault(method="POST", path="/api/profile-bulk-import-jobs", status=400, count=1, skip=2)
-    run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines(rows_with_states(25_000, 1_000)), origin=emulator.url)
+    run = run_connector(
+        "write", config=CONFIG, catalog=CATALOG, stdin=lines(rows_with_states(25_000, 1_000)), origin=emulator.url
+    )
     assert run.returncode != 0
     landed = emulator.state()
     present = {p["attributes"]["email"] for p in landed["profiles"]}
@@ -180,7 +173,9 @@ def test_klaviyo_rejecting_one_profile_drops_only_that_row(emulator):
         pointer="/data/attributes/profiles/data/1/attributes/email",
         detail="Invalid email address 'rejected@example.invalid'",
     )
-    messages = [record("customers", {"email": e}) for e in ("a@example.com", "rejected@example.invalid", "c@example.com")]
+    messages = [
+        record("customers", {"email": e}) for e in ("a@example.com", "rejected@example.invalid", "c@example.com")
+    ]
     messages.append(stream_state("customers", 3))
     run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines(messages), origin=emulator.url)
     assert run.returncode == 0, run.stderr
@@ -281,6 +276,12 @@ def test_verify_bulk_jobs_reports_what_klaviyo_imported(emulator):
     run = run_connector("write", config=config, catalog=CATALOG, stdin=lines(messages), origin=emulator.url)
     assert run.returncode == 0, run.stdout[-2000:]
     (job,) = emulator.state()["jobs"]
-    assert any(f"Bulk import job {job['id']}: complete, 3 of 3 profiles imported, 0 failed" in line for line in run.logs)
-    gets = [r for r in emulator.state()["requests"] if r["method"] == "GET" and r["path"].startswith("/api/profile-bulk-import-jobs/")]
+    assert any(
+        f"Bulk import job {job['id']}: complete, 3 of 3 profiles imported, 0 failed" in line for line in run.logs
+    )
+    gets = [
+        r
+        for r in emulator.state()["requests"]
+        if r["method"] == "GET" and r["path"].startswith("/api/profile-bulk-import-jobs/")
+    ]
     assert len(gets) == 1

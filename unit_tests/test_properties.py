@@ -9,6 +9,7 @@ from destination_klaviyo import batching
 from destination_klaviyo.rendering import MAX_PROFILE_BYTES, Rejection, render_profile
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import BulkImportSink
+from integration_tests.harness import contains_null
 
 scalars = st.one_of(
     st.none(),
@@ -39,16 +40,6 @@ columns = st.sampled_from(
 )
 records = st.dictionaries(st.one_of(columns, st.text(max_size=10)), json_values, max_size=10)
 emails = st.from_regex(r"[a-z0-9]{1,12}@[a-z]{1,8}\.[a-z]{2,4}", fullmatch=True)
-
-
-def contains_null(value):
-    if value is None:
-        return True
-    if isinstance(value, dict):
-        return any(contains_null(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_null(v) for v in value)
-    return False
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
