@@ -26,7 +26,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from airbyte_cdk.models.connector_metadata import MetadataFile
 from airbyte_cdk.test.standard_tests import DestinationTestSuiteBase
+from airbyte_cdk.utils.docker import build_connector_image
 
 from destination_klaviyo.destination import DestinationKlaviyo
 from integration_tests.harness import ROOT
@@ -61,6 +63,35 @@ class TestDestinationKlaviyoStandardSuite(DestinationTestSuiteBase):
             if scenario is not None and scenario.id == GOOD_SCENARIO:
                 pytest.skip("the container can reach neither the loopback emulator nor KLAVIYO_API_ORIGIN")
         monkeypatch.setenv("KLAVIYO_API_ORIGIN", emulator.url)
+
+    @classmethod
+    def _connector_image(cls, connector_image_override: str | None, connector_base_image_override: str | None) -> str:
+        """Build from this repository's Dockerfile (the CDK would build Airbyte's template instead, with
+        the clone's folder name as the console script's name)."""
+        if connector_image_override:
+            return connector_image_override
+        root = cls.get_connector_root_dir().absolute()
+        return build_connector_image(
+            connector_name=cls.connector_name,
+            connector_directory=root,
+            metadata=MetadataFile.from_file(root / "metadata.yaml"),
+            tag="dev-latest",
+            no_verify=False,
+            dockerfile_override=root / "Dockerfile",
+            base_image_override=connector_base_image_override,
+        )
+
+
+def test_image_tests_would_build_this_repositorys_dockerfile(monkeypatch):
+    """Without an engine the image tests skip; this checks what they would build with one."""
+    calls = []
+    monkeypatch.setattr(sys.modules[__name__], "build_connector_image", lambda **kwargs: calls.append(kwargs) or "img")
+    assert TestDestinationKlaviyoStandardSuite._connector_image(None, None) == "img"
+    (call,) = calls
+    assert call["connector_name"] == "destination-klaviyo"
+    assert call["dockerfile_override"] == ROOT / "Dockerfile"
+    assert call["connector_directory"] == ROOT
+    assert TestDestinationKlaviyoStandardSuite._connector_image("prebuilt:tag", None) == "prebuilt:tag"
 
 
 def _copy_test_inputs(stage: Path) -> None:
