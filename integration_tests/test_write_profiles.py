@@ -88,7 +88,7 @@ def test_no_state_is_emitted_before_its_rows_are_accepted(emulator):
     landed = emulator.state()
     present = {p["attributes"]["email"] for p in landed["profiles"]}
     contiguous = next(i for i in range(25_001) if f"user{i:05d}@example.com" not in present)
-    assert contiguous in (10_000, 20_000)
+    assert contiguous in (0, 10_000, 20_000)  # the failed job may be any of the three
     cursors = [s["stream"]["stream_state"]["cursor"] for s in run.states]
     assert cursors == list(range(1_000, contiguous + 1, 1_000))
     (trace,) = run.traces
