@@ -132,7 +132,8 @@ def test_a_sync_killed_mid_run_and_resumed_from_its_last_state_loses_nothing(emu
         config_path, catalog_path = Path(tmp) / "config.json", Path(tmp) / "catalog.json"
         import json
 
-        config_path.write_text(json.dumps(CONFIG))
+        # One request at a time, so "the second job" is the second one sent and the kill lands mid-run.
+        config_path.write_text(json.dumps({**CONFIG, "max_requests_in_flight": 1}))
         catalog_path.write_text(json.dumps(CATALOG))
         env = dict(os.environ, KLAVIYO_API_ORIGIN=emulator.url)
         process = subprocess.Popen(
