@@ -252,7 +252,7 @@ def unthrottled(rows: int, repeat: int, tmp: Path, source_dir: Optional[Path], s
     data = datagen.ensure_file("profiles", rows)
     states = datagen.count_states(data)
     setup = write_setup(tmp, "profiles")
-    runs, baselines, problems, emulators = [], [], [], []
+    runs, baselines, problems, emulators, jobs = [], [], [], [], []
     for i in range(repeat):
         label = f"unthrottled-{rows}-{i}"
         with Emulator([], tmp / f"{label}.emulator.log") as emulator:
@@ -261,6 +261,7 @@ def unthrottled(rows: int, repeat: int, tmp: Path, source_dir: Optional[Path], s
         assert emulator.usage is not None
         emulators.append(emulator.usage)
         problems += check_run(label, measured, output, rows, states)
+        jobs.append(stats["request_counts"].get(f"POST {BULK_PATH}", 0))
         if stats["profiles"] != rows:
             problems.append(f"{label}: emulator holds {stats['profiles']} profiles, expected {rows}")
         runs.append(measured)
@@ -286,6 +287,7 @@ def unthrottled(rows: int, repeat: int, tmp: Path, source_dir: Optional[Path], s
         "cpu_ratio": run.cpu / baseline.cpu,
         "cpu_ratio_per_row": per_row,
         "emulator_cpu_s": statistics.median(m.cpu for m in emulators),
+        "bulk_jobs": statistics.median(jobs),
         "all_runs_cpu_s": [m.cpu for m in runs],
         "all_baselines_cpu_s": [m.cpu for m in baselines],
         "problems": problems,
@@ -366,7 +368,9 @@ def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_
         "wall_s": measured.wall,
         "simulated_s": simulated_wall,
         "requests_accepted": len(points),
+        "items_per_request": accepted_items / len(points) if points else None,
         "throttled_429": stats["throttled"],
+        "throttled_429_by_window": limits.get("throttled_by_window"),
         "throttled_429_this_endpoint": throttled_for_op,
         "status_counts": stats["status_counts"],
         "max_in_flight": stats.get("max_in_flight"),
@@ -460,14 +464,15 @@ def print_unthrottled(results: list[dict]) -> None:
     print("\n## Unthrottled (no rate limit, no latency)\n")
     print(
         "| rows | wall s | rows/s | connector CPU s | CPU s per 1M rows | peak RSS MB | baseline CPU s "
-        "| CPU ratio (process) | CPU ratio (per row) | emulator CPU s |"
+        "| CPU ratio (process) | CPU ratio (per row) | emulator CPU s | bulk jobs |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {fmt(r['rows'])} | {fmt(r['wall_s'])} | {fmt(r['rows_per_s'], 0)} | {fmt(r['cpu_s'])} "
             f"| {fmt(r['cpu_s_per_1m_rows'], 1)} | {fmt(r['peak_rss_mb'], 1)} | {fmt(r['baseline_cpu_s'])} "
-            f"| {fmt(r['cpu_ratio'])}x | {fmt(r['cpu_ratio_per_row'])}x | {fmt(r['emulator_cpu_s'])} |"
+            f"| {fmt(r['cpu_ratio'])}x | {fmt(r['cpu_ratio_per_row'])}x | {fmt(r['emulator_cpu_s'])} "
+            f"| {fmt(r['bulk_jobs'], 0)} |"
         )
     if results:
         rss = [r["peak_rss_mb"] for r in results]
@@ -484,19 +489,26 @@ def print_throttled(results: list[dict]) -> None:
     print("\n## Throttled (Klaviyo rate limits + latency)\n")
     print(
         "| surface | rows | time scale | latency ms | wall s (real) | sustained /s (simulated) | ceiling /s "
-        "| % of ceiling | average % | 429s | max in flight | connector CPU share |"
+        "| % of ceiling | average % | 429s | requests | items/request | max in flight | connector CPU share |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {r['kind']} | {fmt(r['rows'])} | {fmt(r['time_scale'], 0)} | {fmt(r['latency_ms'], 0)} "
             f"| {fmt(r['wall_s'], 1)} | {fmt(r['sustained_per_s'], 0)} | {fmt(r['ceiling_per_s'], 0)} "
             f"| {fmt(r['sustained_pct'], 1)}%{'' if r['is_sustained'] else ' (not sustained)'} "
             f"| {fmt(r['average_pct'], 1)}% | {fmt(r['throttled_429'])} "
+            f"| {fmt(r['requests_accepted'])} | {fmt(r['items_per_request'], 0)} "
             f"| {fmt(r['max_in_flight'])} | {fmt(r['connector_cpu_share'] * 100, 0)}% |"
         )
     for r in results:
-        print(f"- {r['kind']}: sustained rate measured over {r['sustained_how']}.")
+        windows = r.get("throttled_429_by_window") or {}
+        detail = ", ".join(f"{n} {w}" for w, n in windows.items() if n)
+        print(
+            f"- {r['kind']}: sustained rate measured over {r['sustained_how']}"
+            + (f"; 429s by window: {detail}" if detail else "")
+            + "."
+        )
         if r["connector_cpu_share"] > 0.7:
             print(
                 f"  WARNING: the connector used {r['connector_cpu_share']:.0%} of a core; at time scale "
