@@ -34,7 +34,7 @@ from destination_klaviyo.targets import Resolution, TargetResolver
 
 logger = logging.getLogger("airbyte")
 
-STATE_MAX_WAIT_SECONDS = 60.0
+STATE_MAX_WAIT_SECONDS = 60.0  # with no request in flight; see _write
 PROGRESS_EVERY_SECONDS = 5.0
 CDC_DELETED_AT = "_ab_cdc_deleted_at"
 
@@ -208,6 +208,9 @@ class KlaviyoWriter:
         )
         self._last_progress, self._rows_at_last_progress = now, read
 
+    def _busy(self) -> bool:
+        return any(not f.done() for f in self.dispatcher.futures)
+
     def flush_all(self) -> None:
         for sink in self.sinks.values():
             sink.flush()
@@ -322,7 +325,10 @@ class KlaviyoWriter:
                 self.ledger.add_state(message)
                 if self._oldest_pending_state is None:
                     self._oldest_pending_state = time.monotonic()
-                elif time.monotonic() - self._oldest_pending_state > STATE_MAX_WAIT_SECONDS:
+                elif time.monotonic() - self._oldest_pending_state > STATE_MAX_WAIT_SECONDS and not self._busy():
+                    # A slow trickle of rows: send the partial batches holding the state back. While
+                    # requests are in flight the state waits for Klaviyo's pace, and flushing would
+                    # only spend the 150-jobs-a-minute budget on partial jobs.
                     self.flush_all()
                 yield from self._released_states()
             elif kind == "TRACE" and (message.get("trace") or {}).get("type") == "STREAM_STATUS":
