@@ -177,6 +177,28 @@ def _attribute(column: str, value: Any) -> Union[Any, Rejection]:
     return strip_nulls(value)
 
 
+# What a column is, decided once per column name instead of per row (rows of a stream share names).
+_SKIP, _TEXT, _OBJECT, _PROPERTY = "skip", "text attribute", "object attribute", "property"
+_KINDS: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def _column_kind(column: str, excluded_columns: Iterable[str]) -> str:
+    if column in IDENTIFIER_SKIP or column in excluded_columns or column.startswith(META_PREFIXES):
+        return _SKIP
+    if column in STRING_ATTRIBUTES:
+        return _TEXT
+    if column in _ATTRIBUTE_SET:
+        return _OBJECT
+    return _PROPERTY
+
+
+def _column_kinds(excluded_columns: tuple[str, ...]) -> dict[str, str]:
+    kinds = _KINDS.get(excluded_columns)
+    if kinds is None:
+        kinds = _KINDS[excluded_columns] = {}
+    return kinds
+
+
 def render_profile(
     data: Mapping[str, Any],
     *,
@@ -201,21 +223,28 @@ def render_profile(
     resource_id = identifiers.pop("id", None)
     attributes: dict[str, Any] = dict(identifiers)
     extra_properties: dict[str, Any] = {}
-    skip = IDENTIFIER_SKIP.union(excluded_columns) if excluded_columns else IDENTIFIER_SKIP
+    kinds = _column_kinds(tuple(excluded_columns))
     for column, value in data.items():
-        if value is None or column in skip or column.startswith(META_PREFIXES):
+        if value is None:
             continue
-        if column in _ATTRIBUTE_SET:
-            if column in STRING_ATTRIBUTES and value.__class__ is str:
-                attributes[column] = value
-                continue
+        kind = kinds.get(column)
+        if kind is None:
+            kind = _column_kind(column, excluded_columns)
+            if len(kinds) < 10_000:  # bounded: a source with ever-new column names must not grow it forever
+                kinds[column] = kind
+        if kind is _SKIP:
+            continue
+        if kind is _PROPERTY:
+            extra_properties[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
+            continue
+        if kind is _TEXT and value.__class__ is str:
+            attributes[column] = value
+        else:
             rendered = _attribute(column, value)
             if isinstance(rendered, Rejection):
                 return rendered
             if rendered != {}:
                 attributes[column] = rendered
-        else:
-            extra_properties[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
     if extra_properties:
         # A top-level column wins over a key of the same name inside the `properties` column.
         attributes["properties"] = {**attributes.get("properties", {}), **extra_properties}
