@@ -269,7 +269,9 @@ def unthrottled(rows: int, repeat: int, tmp: Path, source_dir: Optional[Path], s
     run = _median_by(runs, lambda m: m.cpu)
     baseline = _median_by(baselines, lambda m: m.cpu)
     connector_startup, baseline_startup = startup
-    per_row = (run.cpu - connector_startup) / max(1e-9, baseline.cpu - baseline_startup)
+    baseline_rows_cpu = baseline.cpu - baseline_startup
+    # Too small an input leaves nothing but start-up noise to divide by.
+    per_row = (run.cpu - connector_startup) / baseline_rows_cpu if baseline_rows_cpu >= 0.1 else None
     return {
         "rows": rows,
         "states": states,
@@ -460,6 +462,10 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _ratio(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:,.2f}x"
+
+
 def print_unthrottled(results: list[dict]) -> None:
     print("\n## Unthrottled (no rate limit, no latency)\n")
     print(
@@ -471,7 +477,7 @@ def print_unthrottled(results: list[dict]) -> None:
         print(
             f"| {fmt(r['rows'])} | {fmt(r['wall_s'])} | {fmt(r['rows_per_s'], 0)} | {fmt(r['cpu_s'])} "
             f"| {fmt(r['cpu_s_per_1m_rows'], 1)} | {fmt(r['peak_rss_mb'], 1)} | {fmt(r['baseline_cpu_s'])} "
-            f"| {fmt(r['cpu_ratio'])}x | {fmt(r['cpu_ratio_per_row'])}x | {fmt(r['emulator_cpu_s'])} "
+            f"| {fmt(r['cpu_ratio'])}x | {_ratio(r['cpu_ratio_per_row'])} | {fmt(r['emulator_cpu_s'])} "
             f"| {fmt(r['bulk_jobs'], 0)} |"
         )
     if results:
