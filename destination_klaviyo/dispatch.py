@@ -25,13 +25,17 @@ class Dispatcher:
     def submit(self, job: Callable[[], None]) -> Future[None]:
         """Run `job` on a worker, first waiting for a free slot (which bounds memory, too)."""
         self.raise_errors()
-        while sum(1 for f in self.futures if not f.done()) >= self.max_in_flight:
-            wait([f for f in self.futures if not f.done()], return_when=FIRST_COMPLETED)
+        while len(running := self.running()) >= self.max_in_flight:
+            wait(running, return_when=FIRST_COMPLETED)
             self.raise_errors()
         future = self.pool.submit(job)
         future.add_done_callback(self._count_completion)
         self.futures.append(future)
         return future
+
+    def running(self) -> list[Future[None]]:
+        """The jobs not finished yet."""
+        return [f for f in self.futures if not f.done()]
 
     def _count_completion(self, _: Future[None]) -> None:
         self.completed += 1

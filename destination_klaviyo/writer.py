@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, DestinationSyncMode, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -97,14 +97,21 @@ class KlaviyoWriter:
             return Rejection("invalid_target", f"column '{self.config.target_field}' must be a non-empty list name")
         return value
 
-    def _resolve(self, target: str) -> Iterator[dict[str, Any]]:
-        """Resolve a target once; persist a newly found or created list id in the registry."""
-        if target in self.resolver.resolved:
-            return
-        resolution = self.resolver.resolve(target)
+    def _resolve(self, target: str, create: bool = True) -> Generator[dict[str, Any], None, Resolution]:
+        """Resolve a target once; persist a newly found or created list id in the registry.
+
+        Yields the config update to emit, if any, and returns the resolution.
+        """
+        known = self.resolver.resolved.get(target)
+        if known is not None:
+            return known
+        resolution = self.resolver.resolve(target, create=create)
+        if resolution.list_id is None and not create:
+            return resolution  # absent, and not to be created
         self.report.resolved(target, _describe(resolution))
         if resolution.is_new_registry_entry and not self.config.dry_run:
             yield registry_update_message(self.raw_config, self.resolver.new_registry_entries())
+        return resolution
 
     def _sink(self, route: StreamRoute, target: Optional[str]) -> Sink:
         key = (route.surface, target or "")
@@ -200,16 +207,13 @@ class KlaviyoWriter:
         read = self.ledger.records_seen
         rate = (read - self._rows_at_last_progress) / (now - self._last_progress)
         delivered = sum(c.delivered for c in self.report.streams.values())
-        in_flight = sum(1 for f in self.dispatcher.futures if not f.done())
+        in_flight = len(self.dispatcher.running())
         logger.info(
             f"Progress: read {read} rows ({rate:,.0f} rows/s now, {read / (now - self._started):,.0f} on average), "
             f"{'would deliver' if self.config.dry_run else 'delivered'} {delivered}, "
             f"rejected {self.report.total_rejected()}, {in_flight} request(s) in flight, {self.states_emitted} state(s) echoed"
         )
         self._last_progress, self._rows_at_last_progress = now, read
-
-    def _busy(self) -> bool:
-        return any(not f.done() for f in self.dispatcher.futures)
 
     def flush_all(self) -> None:
         for sink in self.sinks.values():
@@ -258,16 +262,10 @@ class KlaviyoWriter:
                     "(no STREAM_STATUS COMPLETE received), so no list member is removed."
                 )
         for target in sorted(set(targets) - blocked):
-            if target not in self.resolver.resolved:
-                resolution = self.resolver.resolve(target, create=False)  # no rows: never create just to empty it
-                if resolution.list_id is None:
-                    continue
-                self.report.resolved(target, _describe(resolution))
-                if resolution.is_new_registry_entry and not self.config.dry_run:
-                    yield registry_update_message(self.raw_config, self.resolver.new_registry_entries())
-            list_id = self.resolver.resolved[target].list_id
+            # A target that got no rows is looked up but never created just to be emptied.
+            list_id = (yield from self._resolve(target, create=False)).list_id
             if list_id is None:
-                continue  # a dry run's list-to-be has no members
+                continue  # absent, or a dry run's list-to-be: no members to remove
             mirror_list(self.client, self.report, list_id, target, keep[list_id], dry_run=self.config.dry_run)
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -325,7 +323,10 @@ class KlaviyoWriter:
                 self.ledger.add_state(message)
                 if self._oldest_pending_state is None:
                     self._oldest_pending_state = time.monotonic()
-                elif time.monotonic() - self._oldest_pending_state > STATE_MAX_WAIT_SECONDS and not self._busy():
+                elif (
+                    time.monotonic() - self._oldest_pending_state > STATE_MAX_WAIT_SECONDS
+                    and not self.dispatcher.running()
+                ):
                     # A slow trickle of rows: send the partial batches holding the state back. While
                     # requests are in flight the state waits for Klaviyo's pace, and flushing would
                     # only spend the 150-jobs-a-minute budget on partial jobs.
