@@ -1,30 +1,15 @@
-"""Bulk Profile Import batches, sized by the exact bytes of the request body that will be sent.
+"""Request bodies sized by the exact bytes that will be sent.
 
-A job body is built by concatenating pre-serialized profiles between a fixed prefix and suffix, so
-the size known while filling the batch is the size of the bytes on the wire, not an estimate.
+A body is built by concatenating pre-serialized items (profiles, events, profile references)
+between a fixed prefix and suffix, the surface's envelope, so the size known while filling a batch
+is the size of the bytes on the wire, not an estimate. Each surface module gives its envelope and
+limits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
-
-import orjson
-
-MAX_PROFILES_PER_JOB = 10_000
-# Klaviyo documents a "5MB" payload limit; we read it as 5,000,000 bytes, the stricter reading.
-MAX_JOB_BODY_BYTES = 5 * 1000 * 1000
-
-
-def job_envelope(list_id: Optional[str]) -> tuple[bytes, bytes]:
-    """Prefix and suffix of a `profile-bulk-import-job` body around the comma-joined profiles."""
-    prefix = b'{"data":{"type":"profile-bulk-import-job","attributes":{"profiles":{"data":['
-    suffix = b"]}}"
-    if list_id is not None:
-        relationships = orjson.dumps({"lists": {"data": [{"type": "list", "id": list_id}]}})
-        suffix += b',"relationships":' + relationships
-    suffix += b"}}"
-    return prefix, suffix
 
 
 @dataclass(slots=True)
@@ -94,16 +79,3 @@ class BodyBatch:
             if i not in indexes:
                 rest.add(entry, self.item(i))
         return rest
-
-
-def new_bulk_job_batch(list_id: Optional[str] = None) -> BodyBatch:
-    prefix, suffix = job_envelope(list_id)
-    return BodyBatch(prefix, suffix, MAX_PROFILES_PER_JOB, MAX_JOB_BODY_BYTES)
-
-
-MAX_PROFILES_PER_RELATIONSHIP_REQUEST = 1_000
-
-
-def new_relationship_batch() -> BodyBatch:
-    """Body of POST/DELETE /api/lists/{id}/relationships/profiles: `{"data": [profile refs]}`."""
-    return BodyBatch(b'{"data":[', b"]}", MAX_PROFILES_PER_RELATIONSHIP_REQUEST, MAX_JOB_BODY_BYTES)

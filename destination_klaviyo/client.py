@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 from urllib.parse import urlsplit
 
 import orjson
 import requests
-from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter import BucketFactory, Duration, InMemoryBucket, Limiter, Rate, RateItem, TimeClock
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -135,38 +135,41 @@ def _parse_errors(response: requests.Response) -> list[ApiErrorItem]:
     return parsed
 
 
+# Slightly under the published rates: the limiter counts when a worker starts a request, Klaviyo
+# counts fixed windows when it arrives, and concurrent requests can drift across a window edge. 97%
+# of the steady rate (and one under the burst) keeps that drift from ever producing a 429.
+PACED_RATES: dict[str, list[Rate]] = {
+    ep.name: [
+        Rate(max(1, ep.burst_per_second - 1), Duration.SECOND),
+        Rate(max(1, int(ep.steady_per_minute * 0.97)), Duration.MINUTE),
+    ]
+    for ep in ENDPOINTS.values()
+}
+
+
+class PerEndpointBuckets(BucketFactory):
+    """pyrate-limiter buckets keyed by endpoint name, each with that endpoint's burst and steady rates."""
+
+    def __init__(self) -> None:
+        self.clock = TimeClock()
+        self.buckets: dict[str, InMemoryBucket] = {}
+
+    def wrap_item(self, name: str, weight: int = 1) -> RateItem:
+        return RateItem(name, self.clock.now(), weight=weight)
+
+    def get(self, item: RateItem) -> InMemoryBucket:
+        if item.name not in self.buckets:
+            self.buckets[item.name] = self.create(self.clock, InMemoryBucket, PACED_RATES[item.name])
+        return self.buckets[item.name]
+
+
 def _limiter() -> Limiter:
-    """One limiter for every endpoint; each endpoint is its own bucket (its burst and steady rates)."""
-    from pyrate_limiter import BucketFactory, InMemoryBucket, RateItem, TimeClock
-
-    # Slightly under the published rates: the limiter counts when a worker starts a request,
-    # Klaviyo counts fixed windows when it arrives, and concurrent requests can drift across a
-    # window edge. 97% of the steady rate keeps that drift from ever producing a 429.
-    rates = {
-        ep.name: [
-            Rate(max(1, ep.burst_per_second - 1), Duration.SECOND),
-            Rate(max(1, int(ep.steady_per_minute * 0.97)), Duration.MINUTE),
-        ]
-        for ep in ENDPOINTS.values()
-    }
-
-    class PerEndpoint(BucketFactory):
-        def __init__(self) -> None:
-            self.clock = TimeClock()
-            self.buckets: dict[str, InMemoryBucket] = {}
-
-        def wrap_item(self, name: str, weight: int = 1) -> RateItem:
-            return RateItem(name, self.clock.now(), weight=weight)
-
-        def get(self, item: RateItem) -> InMemoryBucket:
-            if item.name not in self.buckets:
-                self.buckets[item.name] = self.create(self.clock, InMemoryBucket, rates[item.name])
-            return self.buckets[item.name]
-
-    return Limiter(PerEndpoint(), raise_when_fail=False, max_delay=Duration.MINUTE * 2)
+    return Limiter(PerEndpointBuckets(), raise_when_fail=False, max_delay=Duration.MINUTE * 2)
 
 
 class KlaviyoClient:
+    """The one way to Klaviyo: auth and revision headers, pacing, retries, typed errors, one method per operation."""
+
     def __init__(
         self,
         private_api_key: str,
@@ -263,20 +266,31 @@ class KlaviyoClient:
         payload = orjson.loads(response.content) if response.content else {}
         return str(payload.get("data", {}).get("id", ""))
 
+    def _paginate(self, path: str, params: Optional[dict[str, Any]] = None) -> Iterator[dict[str, Any]]:
+        """Every item of `data` across all pages, following `links.next` on our own origin."""
+        url: Optional[str] = path
+        while url:
+            payload = orjson.loads(self.request("GET", url, params=params).content)
+            yield from payload.get("data", [])
+            url, params = _next_page(payload), None  # `next` carries the query
+
+    # -- bulk import jobs -------------------------------------------------------------------------
+    def get_bulk_import_job(self, job_id: str) -> dict[str, Any]:
+        return orjson.loads(self.request("GET", f"/api/profile-bulk-import-jobs/{job_id}").content)["data"]
+
+    def get_bulk_import_job_errors(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's import errors, every page."""
+        return list(self._paginate(f"/api/profile-bulk-import-jobs/{job_id}/import-errors"))
+
     # -- lists ------------------------------------------------------------------------------------
     def find_lists_named(self, name: str) -> list[dict[str, Any]]:
         """Every list whose name is exactly `name` (Klaviyo filters; we re-check), across all pages."""
-        found: list[dict[str, Any]] = []
-        url: Optional[str] = "/api/lists"
-        params: Optional[dict[str, Any]] = {
-            "filter": f"equals(name,{quote_filter_string(name)})",
-            "fields[list]": "name,created",
-        }
-        while url:
-            payload = orjson.loads(self.request("GET", url, params=params).content)
-            found += [item for item in payload.get("data", []) if (item.get("attributes") or {}).get("name") == name]
-            url, params = _next_page(payload), None  # `next` carries the query
-        return found
+        params = {"filter": f"equals(name,{quote_filter_string(name)})", "fields[list]": "name,created"}
+        return [
+            item
+            for item in self._paginate("/api/lists", params)
+            if (item.get("attributes") or {}).get("name") == name
+        ]
 
     def create_list(self, name: str) -> dict[str, Any]:
         """POST /api/lists once, without automatic retries (see `once_session`)."""
@@ -285,14 +299,8 @@ class KlaviyoClient:
 
     def list_member_ids(self, list_id: str) -> list[str]:
         """All profile ids in a list, following every page (100 per page, the API's maximum)."""
-        ids: list[str] = []
-        url: Optional[str] = f"/api/lists/{list_id}/relationships/profiles"
-        params: Optional[dict[str, Any]] = {"page[size]": 100}
-        while url:
-            payload = orjson.loads(self.request("GET", url, params=params).content)
-            ids += [item["id"] for item in payload.get("data", [])]
-            url, params = _next_page(payload), None
-        return ids
+        path = f"/api/lists/{list_id}/relationships/profiles"
+        return [item["id"] for item in self._paginate(path, {"page[size]": 100})]
 
     def edit_list_members(self, list_id: str, body: bytes, *, remove: bool) -> None:
         """POST (add) or DELETE (remove) up to 1,000 `{"type": "profile", "id": ...}`; 204 = done."""
@@ -311,27 +319,3 @@ def _next_page(payload: dict[str, Any]) -> Optional[str]:
 def quote_filter_string(value: str) -> str:
     """A string literal for Klaviyo's filter syntax: double quotes, with backslash and quote escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _job_path(job_id: str) -> str:
-    return f"/api/profile-bulk-import-jobs/{job_id}"
-
-
-class BulkJobs:
-    """Reads of bulk import jobs, for the optional follow-up after delivery (see jobs.py)."""
-
-    def __init__(self, client: KlaviyoClient) -> None:
-        self.client = client
-
-    def get(self, job_id: str) -> dict[str, Any]:
-        return orjson.loads(self.client.request("GET", _job_path(job_id)).content)["data"]
-
-    def errors(self, job_id: str) -> list[dict[str, Any]]:
-        """The job's import errors, every page."""
-        found: list[dict[str, Any]] = []
-        url: Optional[str] = f"{_job_path(job_id)}/import-errors"
-        while url:
-            payload = orjson.loads(self.client.request("GET", url).content)
-            found += payload.get("data", [])
-            url = _next_page(payload)
-        return found

@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from destination_klaviyo.surfaces import Surface
+from destination_klaviyo.errors import config_error
+from destination_klaviyo.surfaces.base import Surface
 
 DEFAULT_API_REVISION = "2026-04-15"
 API_REVISION_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(\.pre)?$")
@@ -81,11 +80,6 @@ class KlaviyoConfig(BaseModel):
 
     def stream_mapping(self, stream: str) -> Optional[StreamMapping]:
         return next((m for m in self.streams if m.stream == stream), None)
-
-
-def config_error(message: str) -> AirbyteTracedException:
-    """An Airbyte config_error: the platform shows `message` to the user and does not retry."""
-    return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
 
 
 def parse_config(raw: Mapping[str, Any]) -> KlaviyoConfig:

@@ -37,7 +37,7 @@ from destination_klaviyo.config import KlaviyoConfig, parse_config
 from destination_klaviyo.discover import discover_message
 from destination_klaviyo.errors import explain
 from destination_klaviyo.protocol import dumps, message_to_dict, read_messages
-from destination_klaviyo.surfaces import all_supported_modes
+from destination_klaviyo.surfaces import all_supported_modes, surface_names
 from destination_klaviyo.writer import KlaviyoWriter
 
 logger = logging.getLogger("airbyte")
@@ -51,9 +51,14 @@ class DestinationKlaviyo(Destination):
 
     # -- spec -----------------------------------------------------------------------------------
     def spec(self, logger: logging.Logger) -> ConnectorSpecification:
+        """spec.json, with the surface choices filled in from the surface registry."""
+        specification = json.loads(SPEC_PATH.read_text())
+        properties = specification["properties"]
+        for field in (properties["default_surface"], properties["streams"]["items"]["properties"]["surface"]):
+            field["enum"] = surface_names()
         return ConnectorSpecification(
             documentationUrl=DOCUMENTATION_URL,
-            connectionSpecification=json.loads(SPEC_PATH.read_text()),
+            connectionSpecification=specification,
             supportsIncremental=True,
             supported_destination_sync_modes=all_supported_modes(),
         )
@@ -105,7 +110,7 @@ class DestinationKlaviyo(Destination):
         try:
             yield from writer.write(messages)
         finally:
-            writer.client.close()
+            writer.close()
 
     @staticmethod
     def _client(config: KlaviyoConfig) -> KlaviyoClient:
@@ -136,7 +141,7 @@ class DestinationKlaviyo(Destination):
         update_secrets(get_secrets(spec.connectionSpecification, config))
         # Our own validation first: its messages name the field and never quote a value.
         try:
-            parse_config(config)
+            parsed = parse_config(config)
         except AirbyteTracedException as exc:
             if command != "check":
                 raise
@@ -153,7 +158,7 @@ class DestinationKlaviyo(Destination):
             return
         check_config_against_spec_or_exit(config, spec)
         if command == "discover":
-            yield dumps(discover_message())
+            yield dumps(discover_message(parsed.target_field))
             return
         api_origin()  # a malformed KLAVIYO_API_ORIGIN fails here, before stdin is read
         catalog = ConfiguredAirbyteCatalogSerializer.load(json.loads(Path(parsed_args.catalog).read_text()))

@@ -8,19 +8,24 @@ published rates. A failure on a worker is raised on the main thread at the next 
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
 
 class Dispatcher:
+    """Runs deliveries on up to `max_in_flight` worker threads and hands their failures back."""
+
     def __init__(self, max_in_flight: int) -> None:
         self.max_in_flight = max_in_flight
         self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="klaviyo-request")
         self.futures: deque[Future[None]] = deque()
         # Bumped by worker threads as jobs finish: lets the main thread skip re-checking states
-        # and errors while nothing has changed (a per-row check would cost a lock per row).
-        self.completed = 0
+        # and errors while nothing has changed (reading it needs no lock; a lost increment would
+        # hold states back, so bumping it takes one).
+        self.finished_count = 0
+        self._count_lock = threading.Lock()
 
     def submit(self, job: Callable[[], None]) -> Future[None]:
         """Run `job` on a worker, first waiting for a free slot (which bounds memory, too)."""
@@ -38,7 +43,8 @@ class Dispatcher:
         return [f for f in self.futures if not f.done()]
 
     def _count_completion(self, _: Future[None]) -> None:
-        self.completed += 1
+        with self._count_lock:
+            self.finished_count += 1
 
     def raise_errors(self) -> None:
         """Forget finished jobs; re-raise the first failure among them."""

@@ -1,16 +1,26 @@
-"""Translate Klaviyo failures into Airbyte traces that tell the user what to fix.
+"""One path from a failure to the Airbyte trace a user reads.
+
+Below the writer, code raises typed exceptions (`KlaviyoApiError`, `KlaviyoUnreachable`,
+`MissingList`) or returns a `Rejection` for one bad row; only this module builds an
+`AirbyteTracedException`. `classify` is the single table from a failure to (failure type,
+message):
 
 - 401: the key is wrong (config_error);
 - 403: the key lacks a scope; the scopes of the failing endpoint are named (config_error);
-- 404 on a list: a mapped or registered list no longer exists (config_error);
+- 404 on a list: a mapped or registered list no longer exists (config_error, naming the target
+  and the list id when the sink that sent it knows them);
+- 400 on the `revision` header: the configured `api_revision` (config_error);
 - 429, 5xx and unreachable, once retries are spent: transient_error (Airbyte retries the sync);
-- anything else: system_error quoting Klaviyo's error id, code and detail, with quoted values
-  redacted because they can be personal data.
+- anything else from Klaviyo: system_error quoting Klaviyo's error id, code and detail, with
+  quoted values redacted because they can be personal data.
+
+Messages say what to fix and name fields, never values.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -22,7 +32,35 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _LIST_PATH = re.compile(r"^/api/lists/([^/]+)")
 
 
-def _missing_list(exc: KlaviyoApiError) -> bool:
+def _traced(message: str, failure_type: FailureType) -> AirbyteTracedException:
+    return AirbyteTracedException(message=message, internal_message=message, failure_type=failure_type)
+
+
+def config_error(message: str) -> AirbyteTracedException:
+    """The user must change something (config, key, mapping); Airbyte does not retry."""
+    return _traced(message, FailureType.config_error)
+
+
+def transient_error(message: str) -> AirbyteTracedException:
+    """Klaviyo or the network is having trouble; Airbyte retries the sync."""
+    return _traced(message, FailureType.transient_error)
+
+
+def system_error(message: str) -> AirbyteTracedException:
+    """Something the platform or Klaviyo did that neither the user nor a retry can fix."""
+    return _traced(message, FailureType.system_error)
+
+
+class MissingList(Exception):
+    """Klaviyo answered 404 for a list a sink wrote to: the mapping or registry entry is stale."""
+
+    def __init__(self, list_id: Optional[str], target: Optional[str]) -> None:
+        super().__init__(f"list {list_id} of target {target} does not exist")
+        self.list_id = list_id
+        self.target = target
+
+
+def is_missing_list(exc: KlaviyoApiError) -> bool:
     """A 404 about a list: on a list's own path, or a bulk job's `relationships.lists`."""
     if exc.status != 404:
         return False
@@ -42,62 +80,67 @@ def _details(exc: KlaviyoApiError) -> str:
     return "; ".join(parts) or "no details"
 
 
-def explain(exc: Exception) -> str:
-    """One actionable sentence for a failure talking to Klaviyo."""
+_STALE_LIST_FIX = (
+    "Fix or remove the entry that maps a target to it in `list_mappings` (or in `target_registry`), "
+    "or map the target to an existing list."
+)
+
+
+def _classify_api_error(exc: KlaviyoApiError) -> tuple[FailureType, str]:
+    details = _details(exc)
+    if exc.status == 401:
+        return FailureType.config_error, (
+            "Klaviyo rejected the private API key (401 not authenticated). Paste a valid private API key "
+            "(Klaviyo > Settings > API keys; it starts with 'pk_') into `private_api_key`."
+        )
+    if exc.status == 403:
+        endpoint = endpoint_for(exc.method, exc.path)
+        needed = ", ".join(endpoint.scopes) if endpoint else ", ".join(ALL_SCOPES)
+        return FailureType.config_error, (
+            f"The private API key lacks a scope needed for {exc.method} {exc.path} ({needed}; 403: {details}). "
+            f"Edit the key in Klaviyo > Settings > API keys and grant: {', '.join(ALL_SCOPES)}."
+        )
+    if is_missing_list(exc):
+        list_match = _LIST_PATH.match(exc.path)
+        which = f"Klaviyo list {list_match.group(1)}" if list_match else f"The Klaviyo list of a bulk import job ({details})"
+        return FailureType.config_error, f"{which} does not exist (404). {_STALE_LIST_FIX}"
+    if exc.status == 400 and any(e.pointer == "revision" for e in exc.errors):
+        return FailureType.config_error, (
+            f"Klaviyo does not accept the configured `api_revision` ({details}). Use a date revision such as 2026-04-15."
+        )
+    if exc.status == 429 or exc.status >= 500:
+        return FailureType.transient_error, (
+            f"Klaviyo kept answering {exc.status} to {exc.method} {exc.path} after retries ({details}). "
+            "This is usually temporary: the sync can be retried; rows after the last checkpoint are resent."
+        )
+    return FailureType.system_error, f"Klaviyo answered {exc.status} to {exc.method} {exc.path}: {details}"
+
+
+def classify(exc: BaseException) -> tuple[FailureType, str]:
+    """The failure type and the one actionable message for any failure of a command."""
+    if isinstance(exc, AirbyteTracedException):
+        return exc.failure_type or FailureType.system_error, exc.message or str(exc)
     if isinstance(exc, KlaviyoUnreachable):
-        return (
+        return FailureType.transient_error, (
             f"Could not reach Klaviyo ({exc}). Check the network path from Airbyte to the Klaviyo API "
             "(proxy, firewall, DNS) and retry."
         )
     if isinstance(exc, KlaviyoApiError):
-        details = _details(exc)
-        if exc.status == 401:
-            return (
-                "Klaviyo rejected the private API key (401 not authenticated). Paste a valid private API key "
-                "(Klaviyo > Settings > API keys; it starts with 'pk_') into `private_api_key`."
-            )
-        if exc.status == 403:
-            endpoint = endpoint_for(exc.method, exc.path)
-            needed = ", ".join(endpoint.scopes) if endpoint else ", ".join(ALL_SCOPES)
-            return (
-                f"The private API key lacks a scope needed for {exc.method} {exc.path} ({needed}; 403: {details}). "
-                f"Edit the key in Klaviyo > Settings > API keys and grant: {', '.join(ALL_SCOPES)}."
-            )
-        if _missing_list(exc):
-            list_match = _LIST_PATH.match(exc.path)
-            which = (
-                f"Klaviyo list {list_match.group(1)}"
-                if list_match
-                else f"The Klaviyo list of a bulk import job ({details})"
-            )
-            return (
-                f"{which} does not exist (404). Fix or remove the entry that maps a target to it in "
-                "`list_mappings` (or in `target_registry`), or map the target to an existing list."
-            )
-        if exc.status == 400 and any(e.pointer == "revision" for e in exc.errors):
-            return f"Klaviyo does not accept the configured `api_revision` ({details}). Use a date revision such as 2026-04-15."
-        if exc.status == 429 or exc.status >= 500:
-            return (
-                f"Klaviyo kept answering {exc.status} to {exc.method} {exc.path} after retries ({details}). "
-                "This is usually temporary: the sync can be retried; rows after the last checkpoint are resent."
-            )
-        return f"Klaviyo answered {exc.status} to {exc.method} {exc.path}: {details}"
-    return str(exc)
+        return _classify_api_error(exc)
+    if isinstance(exc, MissingList):
+        return FailureType.config_error, (
+            f"Klaviyo list {exc.list_id} (target '{exc.target}') does not exist (404). {_STALE_LIST_FIX}"
+        )
+    return FailureType.system_error, f"{type(exc).__name__}: {redact_detail(str(exc))}"
 
 
-def failure_type(exc: Exception) -> FailureType:
-    if isinstance(exc, KlaviyoUnreachable):
-        return FailureType.transient_error
-    if isinstance(exc, KlaviyoApiError):
-        if exc.status in (401, 403) or _missing_list(exc):
-            return FailureType.config_error
-        if exc.status == 400 and any(e.pointer == "revision" for e in exc.errors):
-            return FailureType.config_error
-        if exc.status == 429 or exc.status >= 500:
-            return FailureType.transient_error
-    return FailureType.system_error
+def explain(exc: BaseException) -> str:
+    """The message of `classify`, for `check`'s connection status."""
+    return classify(exc)[1]
 
 
-def as_traced(exc: Exception) -> AirbyteTracedException:
-    message = explain(exc)
-    return AirbyteTracedException(message=message, internal_message=message, failure_type=failure_type(exc))
+def as_traced(exc: BaseException) -> AirbyteTracedException:
+    if isinstance(exc, AirbyteTracedException):
+        return exc
+    failure_type, message = classify(exc)
+    return _traced(message, failure_type)

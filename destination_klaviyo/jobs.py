@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 
-from destination_klaviyo.client import BulkJobs, KlaviyoClient
+from destination_klaviyo.client import KlaviyoClient
 from destination_klaviyo.errors import redact_detail
 from destination_klaviyo.report import SyncReport
 
@@ -26,14 +26,13 @@ MAX_WAIT_SECONDS = 900.0
 def verify_jobs(
     client: KlaviyoClient, report: SyncReport, job_ids: list[str], max_wait: float = MAX_WAIT_SECONDS
 ) -> None:
-    jobs = BulkJobs(client)
     pending = list(job_ids)
     deadline = time.monotonic() + max_wait
     interval = 1.0
     while pending:
         still = []
         for job_id in pending:
-            attributes = jobs.get(job_id).get("attributes") or {}
+            attributes = client.get_bulk_import_job(job_id).get("attributes") or {}
             status = attributes.get("status")
             if status not in FINISHED:
                 still.append(job_id)
@@ -52,7 +51,7 @@ def verify_jobs(
                             or "error"
                         )
                     )
-                    for e in jobs.errors(job_id)
+                    for e in client.get_bulk_import_job_errors(job_id)
                 )
                 line += " (" + ", ".join(f"{code}: {n}" for code, n in sorted(codes.items())) + ")"
             report.verified(line, failed)

@@ -1,21 +1,78 @@
-"""Mirror (`overwrite` on `list_memberships_by_profile_id`): make a list hold exactly this sync's rows.
+"""Mirror: a replace on a mirroring surface makes each target list hold exactly this sync's rows.
 
-Runs only after the stream is known to be complete and every add was accepted; it then reads the
-list's current members (every page) and removes those this sync did not put there.
+A mirror removes people from lists, so it runs only when it is safe: after the last row, once
+every add was accepted, and only for a stream the platform reported complete (a `STREAM_STATUS`
+`COMPLETE` trace). A stream reported incomplete, or never reported, removes nothing. The list's
+current members are read (every page), and those that no stream of this sync put there are removed.
+A target that got no rows is looked up but never created just to be emptied.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from collections import defaultdict
+from typing import Iterable, Optional
 
 import orjson
+from airbyte_cdk.models import DestinationSyncMode
 
-from destination_klaviyo.batching import MAX_PROFILES_PER_RELATIONSHIP_REQUEST
 from destination_klaviyo.client import KlaviyoClient
 from destination_klaviyo.report import SyncReport
+from destination_klaviyo.routing import StreamRoute
+from destination_klaviyo.sinks import SinkPool
+from destination_klaviyo.state import StreamKey
+from destination_klaviyo.surfaces.list_memberships_by_profile_id import MAX_PROFILES_PER_RELATIONSHIP_REQUEST
+from destination_klaviyo.targets import TargetResolver
 
 logger = logging.getLogger("airbyte")
+
+
+class MirrorPlan:
+    """Which targets this sync mirrors, which streams the platform reported complete, and the run."""
+
+    def __init__(self, routes: Iterable[StreamRoute]) -> None:
+        self.routes = [r for r in routes if r.spec.mirrors and r.sync_mode is DestinationSyncMode.overwrite]
+        self.keys = {r.key for r in self.routes}
+        self.targets: dict[StreamKey, set[str]] = defaultdict(set)  # stream -> targets its rows named
+        self.complete: set[StreamKey] = set()
+        self.incomplete: set[StreamKey] = set()
+
+    def note_target(self, route: StreamRoute, target: str) -> None:
+        """A row of `route` went to `target`: if the stream mirrors, that list is mirrored."""
+        if route.key in self.keys:
+            self.targets[route.key].add(target)
+
+    def stream_status(self, route: StreamRoute, status: Optional[str]) -> None:
+        if status == "COMPLETE":
+            self.complete.add(route.key)
+        elif status == "INCOMPLETE":
+            self.incomplete.add(route.key)
+
+    def run(
+        self,
+        client: Optional[KlaviyoClient],
+        resolver: TargetResolver,
+        sinks: SinkPool,
+        report: SyncReport,
+        *,
+        dry_run: bool,
+    ) -> None:
+        blocked: set[str] = set()
+        wanted_by_target: set[str] = set()
+        for route in self.routes:
+            wanted = self.targets[route.key] or {route.default_target or route.name}
+            wanted_by_target |= wanted
+            if route.key not in self.complete or route.key in self.incomplete:
+                blocked |= wanted
+                logger.warning(
+                    f"Mirror of stream '{route.name}' skipped: the stream was not reported complete "
+                    "(no STREAM_STATUS COMPLETE received), so no list member is removed."
+                )
+        for target in sorted(wanted_by_target - blocked):
+            list_id = resolver.resolve(target, create=False).list_id
+            if list_id is None:
+                continue  # absent, or a dry run's list-to-be: no members to remove
+            mirror_list(client, report, list_id, target, sinks.members_added(list_id), dry_run=dry_run)
 
 
 def mirror_list(

@@ -8,15 +8,12 @@ with an INFO log, so a row can never vanish silently.
 
 from __future__ import annotations
 
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import orjson
-from airbyte_cdk.models import AirbyteMessage, AirbyteMessageSerializer, FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from airbyte_cdk.models import AirbyteMessage, AirbyteMessageSerializer
 
-
-class InvalidInput(AirbyteTracedException):
-    pass
+from destination_klaviyo.errors import system_error
 
 
 def read_messages(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
@@ -28,11 +25,10 @@ def read_messages(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
         except orjson.JSONDecodeError:
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            text = (
+            raise system_error(
                 f"Input line {number} is not an Airbyte message (a JSON object with a 'type'). The sync stops "
                 "here so that no row is silently dropped; states of rows accepted before it were emitted."
             )
-            raise InvalidInput(message=text, internal_message=text, failure_type=FailureType.system_error)
         yield message
 
 
@@ -45,6 +41,3 @@ def dumps(message: dict[str, Any] | AirbyteMessage) -> str:
         message = message_to_dict(message)
     return orjson.dumps(message).decode()
 
-
-def write_line(out: IO[str], message: dict[str, Any] | AirbyteMessage) -> None:
-    out.write(dumps(message) + "\n")

@@ -1,6 +1,7 @@
-"""Turn an Airbyte record into a Klaviyo profile resource, or into a reason it cannot be one.
+"""The rules that turn a row's columns into Klaviyo profile data, or into a reason they cannot be.
 
-Rules (shared with condor-retl-klaviyo): identifier columns `email`, `phone_e164`/`phone_number` and
+Surface modules compose these (profiles.py renders a profile resource from them). Rules (shared
+with condor-retl-klaviyo): identifier columns `email`, `phone_e164`/`phone_number` and
 `external_id` (and, on `list_memberships`, `klaviyo_profile_id` as the resource `id`); the columns
 named in PROFILE_ATTRIBUTES become profile attributes; every other column goes into `properties`.
 Nulls are dropped everywhere because Klaviyo's bulk import never clears a field with a null, and an
@@ -19,9 +20,6 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping, Union
 
 import orjson
-
-# Klaviyo documents "100KB" per profile; we read it as decimal kilobytes, the stricter reading.
-MAX_PROFILE_BYTES = 100 * 1000
 
 PROFILE_ATTRIBUTES = (
     "first_name",
@@ -100,10 +98,6 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def _as_text(column: str, value: Any, allow_numbers: bool) -> Union[str, Rejection]:
     if isinstance(value, str):
         return value
@@ -130,7 +124,7 @@ def _first_present(data: Mapping[str, Any], columns: tuple[str, ...]) -> Union[t
     return None
 
 
-def _identifiers(data: Mapping[str, Any], accept_profile_id: bool) -> Union[dict[str, Any], Rejection]:
+def identifiers(data: Mapping[str, Any], accept_profile_id: bool) -> Union[dict[str, Any], Rejection]:
     found: dict[str, Any] = {}
     for columns, key, allow_numbers in _IDENTIFIERS + ((_PROFILE_ID,) if accept_profile_id else ()):
         present = _first_present(data, columns)
@@ -199,31 +193,14 @@ def _column_kinds(excluded_columns: tuple[str, ...]) -> dict[str, str]:
     return kinds
 
 
-def render_profile(
-    data: Mapping[str, Any],
-    *,
-    accept_profile_id: bool = False,
-    excluded_columns: Iterable[str] = (),
-) -> Rendered:
-    """Render one record as a serialized JSON:API `profile` resource for a bulk import job.
-
-    `accept_profile_id` is true on `list_memberships`, where `klaviyo_profile_id` identifies the
-    profile as the resource `id`. `excluded_columns` are columns that steer the connector (the
-    target column) and are therefore not profile properties.
-    """
-    identifiers = _identifiers(data, accept_profile_id)
-    if isinstance(identifiers, Rejection):
-        return identifiers
-    if not identifiers:
-        accepted = "email, phone_e164 (or phone_number), external_id"
-        if accept_profile_id:
-            accepted += ", klaviyo_profile_id"
-        return Rejection("missing_identifier", f"record has no identifier: set at least one of {accepted}")
-
-    resource_id = identifiers.pop("id", None)
+def profile_attributes(
+    data: Mapping[str, Any], identifiers: dict[str, Any], excluded_columns: tuple[str, ...] = ()
+) -> Union[dict[str, Any], Rejection]:
+    """The profile's `attributes`: its identifiers, known attributes, and every other column in
+    `properties`. `excluded_columns` steer the connector (the target column) and are not sent."""
     attributes: dict[str, Any] = dict(identifiers)
     extra_properties: dict[str, Any] = {}
-    kinds = _column_kinds(tuple(excluded_columns))
+    kinds = _column_kinds(excluded_columns)
     for column, value in data.items():
         if value is None:
             continue
@@ -248,30 +225,20 @@ def render_profile(
     if extra_properties:
         # A top-level column wins over a key of the same name inside the `properties` column.
         attributes["properties"] = {**attributes.get("properties", {}), **extra_properties}
+    return attributes
 
-    resource: dict[str, Any] = {"type": "profile", "attributes": attributes}
-    if resource_id is not None:
-        resource["id"] = resource_id
+
+def serialize(resource: dict[str, Any], max_bytes: int, what: str) -> Rendered:
+    """The resource as compact JSON, unless it holds NaN/Infinity or is over `max_bytes`."""
     body = orjson.dumps(resource, default=_json_default)
     # orjson writes NaN and Infinity as null; nulls were stripped, so a null here is one of those.
     if b"null" in body and _has_non_finite(resource):
         return Rejection("invalid_value", "record has a number JSON cannot carry (NaN or Infinity)")
-    if len(body) > MAX_PROFILE_BYTES:
+    if len(body) > max_bytes:
         return Rejection(
-            "profile_too_large",
-            f"rendered profile is {len(body)} bytes; Klaviyo accepts at most {MAX_PROFILE_BYTES} bytes per profile",
+            f"{what}_too_large",
+            f"rendered {what} is {len(body)} bytes; Klaviyo accepts at most {max_bytes} bytes per {what}",
         )
     return body
 
 
-def render_profile_reference(data: Mapping[str, Any]) -> Rendered:
-    """Render a row of `list_memberships_by_profile_id` as `{"type": "profile", "id": ...}`."""
-    found = _identifiers({PROFILE_ID_COLUMN: data.get(PROFILE_ID_COLUMN)}, accept_profile_id=True)
-    if isinstance(found, Rejection):
-        return found
-    if "id" not in found:
-        return Rejection(
-            "missing_identifier",
-            f"record has no '{PROFILE_ID_COLUMN}': list_memberships_by_profile_id matches profiles only by Klaviyo profile id",
-        )
-    return orjson.dumps({"type": "profile", "id": found["id"]})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ class StreamCounts:
 
 
 class SyncReport:
+    """What happened to every row, target and request of a sync; written from worker threads too."""
+
     def __init__(self, dry_run: bool = False) -> None:
         self.dry_run = dry_run
         self.lock = threading.Lock()  # deliveries report from worker threads
@@ -101,3 +104,27 @@ class SyncReport:
         level = logging.WARNING if self.total_rejected() or self.import_failures else logging.INFO
         for line in self.summary_lines():
             logger.log(level, f"{prefix}: {line}")
+
+
+class Progress:
+    """A log line every few seconds, so a long sync shows it is moving and how fast."""
+
+    EVERY_SECONDS = 5.0
+
+    def __init__(self, report: SyncReport) -> None:
+        self.report = report
+        self.started = self.last = time.monotonic()
+        self.rows_at_last = 0
+
+    def log(self, read: int, in_flight: int, states_echoed: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.EVERY_SECONDS:
+            return
+        rate = (read - self.rows_at_last) / (now - self.last)
+        delivered = sum(c.delivered for c in self.report.streams.values())
+        logger.info(
+            f"Progress: read {read} rows ({rate:,.0f} rows/s now, {read / (now - self.started):,.0f} on average), "
+            f"{'would deliver' if self.report.dry_run else 'delivered'} {delivered}, "
+            f"rejected {self.report.total_rejected()}, {in_flight} request(s) in flight, {states_echoed} state(s) echoed"
+        )
+        self.last, self.rows_at_last = now, read

@@ -4,30 +4,38 @@ Order: the configured stream's `destination_object_name` (Airbyte data activatio
 config's `streams` entry, then the stream's own name when it is a surface name, then
 `default_surface`. A stream nothing maps, or a sync mode its surface cannot honour, is a
 config_error naming the stream and the fix.
+
+Records and stream statuses find their route by one rule (`Routes.find`): the exact
+(namespace, name) pair, else the one configured stream of that name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode
 
-from destination_klaviyo.config import KlaviyoConfig, config_error
+from destination_klaviyo.config import KlaviyoConfig
+from destination_klaviyo.errors import config_error
 from destination_klaviyo.state import StreamKey
-from destination_klaviyo.surfaces import SUPPORTED_MODES, Surface
-
-SURFACE_NAMES = ", ".join(s.value for s in Surface)
+from destination_klaviyo.surfaces import SURFACES, Surface, SurfaceSpec, surface_names
 
 
 @dataclass(frozen=True)
 class StreamRoute:
+    """A configured stream, the surface it writes to, and how."""
+
     key: StreamKey
     name: str
-    surface: Surface
+    spec: SurfaceSpec
     sync_mode: DestinationSyncMode
     default_target: Optional[str]
     how: str  # which rule mapped it, for logs
+
+    @property
+    def surface(self) -> Surface:
+        return self.spec.surface
 
 
 def _surface_from_name(value: str, where: str, stream: str) -> Surface:
@@ -35,7 +43,7 @@ def _surface_from_name(value: str, where: str, stream: str) -> Surface:
         return Surface(value)
     except ValueError:
         raise config_error(
-            f"Stream '{stream}': {where} '{value}' is not a Klaviyo surface. Use one of: {SURFACE_NAMES}."
+            f"Stream '{stream}': {where} '{value}' is not a Klaviyo surface. Use one of: {', '.join(surface_names())}."
         ) from None
 
 
@@ -47,7 +55,7 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
         how = "destination object"
     elif mapping is not None:
         surface, how = mapping.surface, "streams mapping"
-    elif name in {s.value for s in Surface}:
+    elif name in surface_names():
         surface, how = Surface(name), "stream name"
     elif config.default_surface is not None:
         surface, how = config.default_surface, "default_surface"
@@ -55,18 +63,12 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
         raise config_error(
             f"Stream '{name}' is not mapped to a Klaviyo surface. Add a `streams` entry such as "
             f'{{"stream": "{name}", "surface": "profiles"}}, set `default_surface`, or pick a destination '
-            f"object for it in the connection. Surfaces: {SURFACE_NAMES}."
+            f"object for it in the connection. Surfaces: {', '.join(surface_names())}."
         )
-    if surface not in SUPPORTED_MODES:
-        raise config_error(
-            f"Stream '{name}' is mapped (by {how}) to the '{surface.value}' surface, which this version of "
-            f"destination-klaviyo does not implement yet. Map it to: "
-            + ", ".join(s.value for s in SUPPORTED_MODES)
-            + "."
-        )
+    spec = SURFACES[surface]
     mode = configured.destination_sync_mode
-    if mode not in SUPPORTED_MODES[surface]:
-        allowed = ", ".join(m.value for m in SUPPORTED_MODES[surface])
+    if mode not in spec.modes:
+        allowed = ", ".join(m.value for m in spec.modes)
         raise config_error(
             f"Stream '{name}' uses destination sync mode '{mode.value}', which the '{surface.value}' surface "
             f"cannot honour. Choose one of: {allowed}."
@@ -74,13 +76,32 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
     return StreamRoute(
         key=(configured.stream.namespace, name),
         name=name,
-        surface=surface,
+        spec=spec,
         sync_mode=mode,
         default_target=mapping.target if mapping else None,
         how=how,
     )
 
 
+class Routes:
+    """The route of every configured stream, found by namespace and name."""
+
+    def __init__(self, config: KlaviyoConfig, catalog: ConfiguredAirbyteCatalog) -> None:
+        if not catalog.streams:
+            raise config_error("The configured catalog has no streams: select at least one stream in the connection.")
+        self.by_key = {route.key: route for route in (route_stream(config, c) for c in catalog.streams)}
+
+    def __iter__(self) -> Iterator[StreamRoute]:
+        return iter(self.by_key.values())
+
+    def find(self, namespace: Optional[str], name: str) -> Optional[StreamRoute]:
+        """The stream `(namespace, name)`; else the one configured stream of that name, if only one."""
+        route = self.by_key.get((namespace or None, name))
+        if route is not None:
+            return route
+        matches = [r for r in self.by_key.values() if r.name == name]
+        return matches[0] if len(matches) == 1 else None
+
+
 def route_catalog(config: KlaviyoConfig, catalog: ConfiguredAirbyteCatalog) -> dict[StreamKey, StreamRoute]:
-    routes = [route_stream(config, configured) for configured in catalog.streams]
-    return {route.key: route for route in routes}
+    return Routes(config, catalog).by_key

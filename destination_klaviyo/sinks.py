@@ -1,7 +1,11 @@
-"""Surfaces behind one interface: a sink takes rows, batches them and delivers them to Klaviyo.
+"""The sink lifecycle every surface shares, and delivering a batch so that no good row is lost.
 
-The writer only knows `add`, `flush` and `lowest_pending_seq`; each sink owns its rendering,
-batching and delivery rules. A sink never reports a row as delivered before Klaviyo accepted it.
+Like singer-sdk's `Sink`: `add` renders one row and buffers it (a full batch is flushed when the
+next item does not fit), `flush` hands buffered batches to the `Dispatcher` without waiting for
+Klaviyo, `lowest_pending_seq` is the watermark that lets states go (`StateLedger.release`), and
+`finish` is work a sink owns after the drain (verifying bulk jobs). Each surface module subclasses
+`Sink` with its rendering, envelope and limits. A sink never reports a row as delivered before
+Klaviyo accepted it.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ import re
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Optional
 
-from destination_klaviyo.batching import BodyBatch, Entry, new_bulk_job_batch, new_relationship_batch
+from destination_klaviyo.batching import BodyBatch
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.dispatch import Dispatcher
-from destination_klaviyo.errors import redact_detail
-from destination_klaviyo.rendering import Rejection, render_profile, render_profile_reference
+from destination_klaviyo.errors import MissingList, is_missing_list, redact_detail
+from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
+
+if TYPE_CHECKING:
+    from destination_klaviyo.surfaces.base import SurfaceSpec
 
 logger = logging.getLogger("airbyte")
 
@@ -27,54 +34,25 @@ logger = logging.getLogger("airbyte")
 MAX_REJECTION_ROUNDS = 5
 
 
-class Sink(ABC):
-    def __init__(
-        self,
-        client: Optional[KlaviyoClient],
-        report: SyncReport,
-        list_id: Optional[str],
-        target: Optional[str],
-        dry_run: bool,
-        dispatcher: Optional[Dispatcher],
-    ) -> None:
-        self.client = client
-        self.report = report
-        self.list_id = list_id
-        self.target = target
-        self.dry_run = dry_run
-        self.dispatcher = dispatcher
-        # Batches handed to a worker: (first sequence number, future). A failed one stays here, so
-        # the states after its rows are never released.
-        self.inflight: list[tuple[int, Future[None]]] = []
+@dataclass(frozen=True)
+class SinkContext:
+    """What every sink of a sync shares: the client, the counts, the worker pool, and the settings."""
 
-    def _submit(self, batch: BodyBatch, job: Callable[[], None]) -> Future[None]:
-        first = batch.first_seq()
-        assert first is not None
-        if self.dispatcher is None:  # synchronous use (tests, embedding)
-            future: Future[None] = Future()
-            job()
-            future.set_result(None)
-        else:
-            future = self.dispatcher.submit(job)
-        self.inflight.append((first, future))
-        return future
+    client: Optional[KlaviyoClient]
+    report: SyncReport
+    dispatcher: Optional[Dispatcher] = None  # None: deliver synchronously (unit tests, embedding)
+    dry_run: bool = False
+    target_field: str = "list"
+    verify_bulk_jobs: bool = False
 
-    def _lowest(self, *open_batches: BodyBatch) -> Optional[int]:
-        self.inflight = [(seq, f) for seq, f in self.inflight if not f.done() or f.exception() is not None]
-        seqs = [seq for seq, _ in self.inflight] + [s for s in (b.first_seq() for b in open_batches) if s is not None]
-        return min(seqs) if seqs else None
 
-    @abstractmethod
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
-        """Take one row; deliver full batches on the way."""
+@dataclass(frozen=True)
+class Request:
+    """One kind of request a sink sends: its label in the counts, what it does to rows, and the call."""
 
-    @abstractmethod
-    def flush(self) -> None:
-        """Deliver everything buffered."""
-
-    @abstractmethod
-    def lowest_pending_seq(self) -> Optional[int]:
-        """Smallest sequence number buffered and not yet accepted by Klaviyo, or None."""
+    kind: str  # e.g. "bulk import jobs", counted in the summary
+    action: str  # upsert / add / remove: how delivered rows are counted per target
+    send: Callable[[bytes], str]  # sends one body; returns a receipt for the log
 
 
 @dataclass(frozen=True)
@@ -83,12 +61,6 @@ class Pointers:
 
     row: re.Pattern[str]
     rows: re.Pattern[str]
-
-
-BULK_POINTERS = Pointers(
-    re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"), re.compile(r"^/data/attributes/profiles(/data)?/?$")
-)
-RELATIONSHIP_POINTERS = Pointers(re.compile(r"^/data/(\d+)(/.*)?$"), re.compile(r"^/data/?$"))
 
 
 def rejected_items(exc: KlaviyoApiError, size: int, pointer: re.Pattern[str]) -> dict[int, Rejection]:
@@ -113,203 +85,159 @@ def _blames_rows_unspecifically(exc: KlaviyoApiError, pointers: Pointers) -> boo
     return exc.status == 400 and bool(exc.errors) and all(pointers.rows.match(e.pointer or "") for e in exc.errors)
 
 
-def deliver(
-    batch: BodyBatch,
-    send: Callable[[bytes], str],
-    report: SyncReport,
-    kind: str,
-    pointers: Pointers,
-    dry_run: bool,
-    action: str,
-    target: Optional[str],
-) -> None:
-    """Send a batch so that every good row gets in and every bad row is reported.
+class Sink(ABC):
+    """Takes one surface's rows for one target, batches them, and delivers the batches."""
 
-    A 400 that points at rows drops exactly those rows (reported with Klaviyo's redacted reason)
-    and resends the rest. A 413, or a 400 about the rows that does not say which, halves the batch
-    and delivers each half, down to single rows. Any other error fails the sync. `kind` names the
-    request in the counts; `action` (upsert/add/remove) and `target` label the delivered rows.
-    """
-    if dry_run:
-        report.request_sent(f"{kind} planned (dry run)")
-    else:
+    pointers: ClassVar[Pointers]
+
+    def __init__(self, context: SinkContext, target: Optional[str] = None, list_id: Optional[str] = None) -> None:
+        self.context = context
+        self.report = context.report
+        self.target = target
+        self.list_id = list_id
+        # A target without a list id is a list a dry run would create: nothing can be sent to it.
+        self.dry_run = context.dry_run or (target is not None and list_id is None)
+        # Batches handed to a worker: (first sequence number, future). A failed one stays here, so
+        # the states after its rows are never released.
+        self.inflight: list[tuple[int, Future[None]]] = []
+
+    # -- the lifecycle ----------------------------------------------------------------------------
+    @abstractmethod
+    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
+        """Render one row, then reject it or buffer it; deliver full batches on the way."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Hand everything buffered to the dispatcher."""
+
+    @abstractmethod
+    def open_batches(self) -> Iterable[BodyBatch]:
+        """The batches still filling."""
+
+    def lowest_pending_seq(self) -> Optional[int]:
+        """Smallest sequence number buffered or in flight and not yet accepted by Klaviyo, or None."""
+        self.inflight = [(seq, f) for seq, f in self.inflight if not f.done() or f.exception() is not None]
+        seqs = [seq for seq, _ in self.inflight]
+        seqs += [seq for seq in (b.first_seq() for b in self.open_batches()) if seq is not None]
+        return min(seqs) if seqs else None
+
+    def finish(self) -> None:
+        """Work this sink owns once every request of the sync was accepted (none by default)."""
+
+    def members_added(self) -> set[str]:
+        """Profile ids this sync put in the sink's list, which a mirror of that list keeps."""
+        return set()
+
+    # -- delivery ---------------------------------------------------------------------------------
+    def submit(self, batch: BodyBatch, request: Request) -> Future[None]:
+        """Deliver `batch` on a worker (or at once without a dispatcher); track it until accepted."""
+        first = batch.first_seq()
+        assert first is not None
+        dispatcher = self.context.dispatcher
+        if dispatcher is None:
+            future: Future[None] = Future()
+            self.deliver(batch, request)
+            future.set_result(None)
+        else:
+            future = dispatcher.submit(lambda: self.deliver(batch, request))
+        self.inflight.append((first, future))
+        return future
+
+    def deliver(self, batch: BodyBatch, request: Request) -> None:
+        """Send a batch so that every good row gets in and every bad row is reported.
+
+        A 400 that points at rows drops exactly those rows (reported with Klaviyo's redacted reason)
+        and resends the rest. A 413, or a 400 about the rows that does not say which, halves the batch
+        and delivers each half, down to single rows. Any other error fails the sync.
+        """
+        if self.dry_run:
+            self.report.request_sent(f"{request.kind} planned (dry run)")
+            self._count_delivered(batch, request)
+            return
         for _ in range(MAX_REJECTION_ROUNDS + 1):
             if not len(batch):
                 return
             try:
-                receipt = send(batch.body())
+                receipt = request.send(batch.body())
             except KlaviyoApiError as exc:
-                rejected = rejected_items(exc, len(batch), pointers.row)
+                rejected = rejected_items(exc, len(batch), self.pointers.row)
                 if rejected:
                     for index, rejection in sorted(rejected.items()):
                         entry = batch.entries[index]
-                        report.rejected(entry.stream, entry.ordinal, rejection)
+                        self.report.rejected(entry.stream, entry.ordinal, rejection)
                     batch = batch.without(set(rejected))
                     continue
-                if not _blames_rows_unspecifically(exc, pointers):
+                if self.list_id is not None and is_missing_list(exc):
+                    raise MissingList(self.list_id, self.target) from None
+                if not _blames_rows_unspecifically(exc, self.pointers):
                     raise
-                if len(batch) == 1:
-                    entry = batch.entries[0]
-                    reason = (
-                        "too large for Klaviyo (413)"
-                        if exc.status == 413
-                        else "; ".join(redact_detail(e.describe()) for e in exc.errors)
-                    )
-                    report.rejected(
-                        entry.stream,
-                        entry.ordinal,
-                        Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {reason}"),
-                    )
-                    return
-                logger.warning(
-                    f"Klaviyo refused a request of {len(batch)} rows ({exc.status}) without naming rows; splitting it"
-                )
-                for half in batch.halves():
-                    deliver(half, send, report, kind, pointers, dry_run, action, target)
+                self._split(batch, request, exc)
                 return
-            report.request_sent(kind)
+            self.report.request_sent(request.kind)
             logger.info(f"Klaviyo accepted {receipt} ({len(batch)} rows, {batch.size} bytes)")
-            break
-        else:
-            raise RuntimeError(f"Klaviyo kept rejecting rows of one request after {MAX_REJECTION_ROUNDS} rounds")
-    per_stream: dict[str, int] = {}
-    for entry in batch.entries:
-        per_stream[entry.stream] = per_stream.get(entry.stream, 0) + 1
-    for stream, count in per_stream.items():
-        report.delivered(stream, action, target, count)
-
-
-class BulkImportSink(Sink):
-    """`profiles` (no list) and `list_memberships` (one sink per resolved list id): upserts only."""
-
-    def __init__(
-        self,
-        client: Optional[KlaviyoClient],
-        report: SyncReport,
-        *,
-        list_id: Optional[str] = None,
-        target: Optional[str] = None,
-        accept_profile_id: bool = False,
-        excluded_columns: tuple[str, ...] = (),
-        dry_run: bool = False,
-        dispatcher: Optional[Dispatcher] = None,
-    ) -> None:
-        super().__init__(client, report, list_id, target, dry_run, dispatcher)
-        self.accept_profile_id = accept_profile_id
-        self.excluded_columns = excluded_columns
-        self.job_ids: list[str] = []  # accepted jobs, for the optional follow-up (jobs.py)
-        self.batch = new_bulk_job_batch(list_id)
-
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
-        assert not remove, "bulk import surfaces never remove; routing refuses it"
-        rendered = render_profile(
-            data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns
-        )
-        if isinstance(rendered, Rejection):
-            self.report.rejected(stream, ordinal, rendered)
+            self._count_delivered(batch, request)
             return
-        if not self.batch.fits(rendered):
-            self.flush()
-        self.batch.add(Entry(seq, stream, ordinal), rendered)
+        raise RuntimeError(f"Klaviyo kept rejecting rows of one request after {MAX_REJECTION_ROUNDS} rounds")
 
-    def flush(self) -> None:
-        if len(self.batch):
-            batch, self.batch = self.batch, new_bulk_job_batch(self.list_id)
-            self._submit(
-                batch,
-                lambda: deliver(
-                    batch,
-                    self._send,
-                    self.report,
-                    "bulk import jobs",
-                    BULK_POINTERS,
-                    self.dry_run,
-                    "upsert",
-                    self.target,
-                ),
+    def _split(self, batch: BodyBatch, request: Request, exc: KlaviyoApiError) -> None:
+        if len(batch) == 1:
+            entry = batch.entries[0]
+            reason = (
+                "too large for Klaviyo (413)"
+                if exc.status == 413
+                else "; ".join(redact_detail(e.describe()) for e in exc.errors)
             )
-
-    def _send(self, body: bytes) -> str:
-        assert self.client is not None
-        job_id = self.client.create_bulk_import_job(body)
-        self.job_ids.append(job_id)
-        return f"bulk import job {job_id}"
-
-    def lowest_pending_seq(self) -> Optional[int]:
-        return self._lowest(self.batch)
-
-
-class RelationshipSink(Sink):
-    """`list_memberships_by_profile_id` for one list: adds and removes by Klaviyo profile id.
-
-    Adds and removes go in separate requests. When a profile is about to be queued in one direction
-    while it waits (queued or in flight) in the other, that other batch is sent and awaited first, so
-    a profile's rows take effect in their order even with requests running concurrently.
-    """
-
-    def __init__(
-        self,
-        client: Optional[KlaviyoClient],
-        report: SyncReport,
-        list_id: Optional[str],
-        target: str,
-        *,
-        dry_run: bool = False,
-        dispatcher: Optional[Dispatcher] = None,
-    ) -> None:
-        super().__init__(client, report, list_id, target, dry_run, dispatcher)
-        self.batches = {False: new_relationship_batch(), True: new_relationship_batch()}
-        self.queued: dict[bool, set[str]] = {False: set(), True: set()}
-        self.sent: dict[bool, list[tuple[set[str], Future[None]]]] = {False: [], True: []}
-        self.added_ids: set[str] = set()  # every profile this sync put in the list (for mirror)
-
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
-        rendered = render_profile_reference(data)
-        if isinstance(rendered, Rejection):
-            self.report.rejected(stream, ordinal, rendered)
+            self.report.rejected(
+                entry.stream, entry.ordinal, Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {reason}")
+            )
             return
-        profile_id = str(data["klaviyo_profile_id"])  # validated by render_profile_reference
-        other = not remove
-        if profile_id in self.queued[other]:
-            self._flush(other)
-        self.sent[other] = [(ids, f) for ids, f in self.sent[other] if not f.done() or f.exception() is not None]
-        for ids, future in self.sent[other]:
-            if profile_id in ids:
-                future.result()
-        if not self.batches[remove].fits(rendered):
-            self._flush(remove)
-        self.batches[remove].add(Entry(seq, stream, ordinal), rendered)
-        self.queued[remove].add(profile_id)
-        if remove:
-            self.added_ids.discard(profile_id)
-        else:
-            self.added_ids.add(profile_id)
+        logger.warning(f"Klaviyo refused a request of {len(batch)} rows ({exc.status}) without naming rows; splitting it")
+        for half in batch.halves():
+            self.deliver(half, request)
 
-    def _flush(self, remove: bool) -> None:
-        batch = self.batches[remove]
-        if not len(batch):
-            return
-        ids = self.queued[remove]
-        self.batches[remove] = new_relationship_batch()
-        self.queued[remove] = set()
-        kind = "list removals" if remove else "list additions"
+    def _count_delivered(self, batch: BodyBatch, request: Request) -> None:
+        per_stream: dict[str, int] = {}
+        for entry in batch.entries:
+            per_stream[entry.stream] = per_stream.get(entry.stream, 0) + 1
+        for stream, count in per_stream.items():
+            self.report.delivered(stream, request.action, self.target, count)
 
-        def send(body: bytes) -> str:
-            assert self.client is not None and self.list_id is not None
-            self.client.edit_list_members(self.list_id, body, remove=remove)
-            return f"{kind} for list {self.list_id}"
 
-        action = "remove" if remove else "add"
-        future = self._submit(
-            batch,
-            lambda: deliver(batch, send, self.report, kind, RELATIONSHIP_POINTERS, self.dry_run, action, self.target),
-        )
-        self.sent[remove].append((ids, future))
+class SinkPool:
+    """Every sink of a sync, one per surface and target, sharing the context (and its dispatcher)."""
+
+    def __init__(self, context: SinkContext) -> None:
+        self.context = context
+        self.sinks: dict[tuple[str, str], Sink] = {}
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        assert self.context.dispatcher is not None
+        return self.context.dispatcher
+
+    def get(self, spec: "SurfaceSpec", target: Optional[str], list_id: Optional[str]) -> Sink:
+        key = (spec.surface.value, target or "")
+        sink = self.sinks.get(key)
+        if sink is None:
+            sink = self.sinks[key] = spec.make_sink(self.context, target, list_id)
+        return sink
 
     def flush(self) -> None:
-        # Order between the two only matters for a profile in both, and `add` never lets that happen.
-        self._flush(False)
-        self._flush(True)
+        for sink in self.sinks.values():
+            sink.flush()
 
     def lowest_pending_seq(self) -> Optional[int]:
-        return self._lowest(*self.batches.values())
+        pending = [seq for sink in self.sinks.values() if (seq := sink.lowest_pending_seq()) is not None]
+        return min(pending) if pending else None
+
+    def finish(self) -> None:
+        for sink in self.sinks.values():
+            sink.finish()
+
+    def members_added(self, list_id: str) -> set[str]:
+        """Profile ids any sink of this sync put in `list_id`."""
+        added: set[str] = set()
+        for sink in self.sinks.values():
+            if sink.list_id == list_id:
+                added |= sink.members_added()
+        return added

@@ -12,6 +12,7 @@ everything for GLOBAL/LEGACY states). The platform compares it with the source's
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -31,15 +32,20 @@ def state_scope(state: dict[str, Any]) -> Optional[StreamKey]:
 class PendingState:
     position: int  # number of records received before this state
     message: dict[str, Any]  # the whole AirbyteMessage, as received, with destinationStats added
+    arrived: float  # time.monotonic() when it arrived
 
 
 class StateLedger:
+    """Counts records, holds incoming states, and releases each once the records before it are in."""
+
     def __init__(self) -> None:
         self.records_seen = 0
         self._since_state: Counter[StreamKey] = Counter()
         self._since_global = 0
         self._pending: deque[PendingState] = deque()
         self.states_seen = 0
+        self.states_released = 0
+        self._release_marker: tuple[int, int] = (-1, -1)
 
     def next_record(self, stream: StreamKey) -> int:
         """Count a record and return its sequence number."""
@@ -60,10 +66,26 @@ class StateLedger:
         else:
             count = self._since_state.pop(scope, 0)
         state["destinationStats"] = {"recordCount": float(count)}
-        self._pending.append(PendingState(self.records_seen, message))
+        self._pending.append(PendingState(self.records_seen, message, time.monotonic()))
 
-    def pending(self) -> int:
+    def pending_count(self) -> int:
         return len(self._pending)
+
+    def oldest_wait_seconds(self) -> float:
+        """How long the oldest state not yet released has waited (0 when none waits)."""
+        return time.monotonic() - self._pending[0].arrived if self._pending else 0.0
+
+    def may_release(self, finished_requests: int) -> bool:
+        """Whether a state arrived or a request finished since the last call.
+
+        Which states may go only changes on those events; between them the writer's per-row check
+        is two attribute reads instead of a scan of every sink.
+        """
+        marker = (finished_requests, self.states_seen)
+        if marker == self._release_marker:
+            return False
+        self._release_marker = marker
+        return True
 
     def release(self, lowest_unaccepted_seq: Optional[int]) -> Iterator[dict[str, Any]]:
         """Yield, in arrival order, the states all of whose preceding records are accepted.
@@ -72,6 +94,7 @@ class StateLedger:
         when nothing is.
         """
         while self._pending and (lowest_unaccepted_seq is None or self._pending[0].position <= lowest_unaccepted_seq):
+            self.states_released += 1
             yield self._pending.popleft().message
 
     def discard(self) -> int:

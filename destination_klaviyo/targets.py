@@ -1,6 +1,7 @@
-"""Logical targets (list names) to Klaviyo list ids, resolved once per target per sync.
+"""Which list a row goes to: its target (a list name), and the Klaviyo list id behind it.
 
-Order: the user's `list_mappings`, then the connector's target registry (`target_registry`, which
+A row's target is its `target_field` column when present and non-null, else the stream's `target`
+in `streams`, else the stream name. Each target is resolved once per sync. Order: the user's `list_mappings`, then the connector's target registry (`target_registry`, which
 the connector persists in its own config through Airbyte's CONNECTOR_CONFIG control message), then
 a Klaviyo list named exactly like the target, then, with `manage_lists`, a new list.
 
@@ -14,13 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
-
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from typing import Any, Mapping, Optional
 
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
-from destination_klaviyo.config import KlaviyoConfig, config_error
+from destination_klaviyo.config import KlaviyoConfig
+from destination_klaviyo.errors import config_error, transient_error
+from destination_klaviyo.registry import registry_update_message
+from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.report import SyncReport
+from destination_klaviyo.routing import StreamRoute
 
 logger = logging.getLogger("airbyte")
 
@@ -33,29 +36,58 @@ DAILY_LIMIT_RETRY_AFTER_SECONDS = 300.0
 class Resolution:
     target: str
     list_id: Optional[str]  # None only in a dry run, for a list that would be created
-    how: str  # list_mappings | registry | lookup | created | would create (dry run)
+    how: str  # list_mappings | registry | lookup | created | would create (dry run), for logs
+    found_by_us: bool = False  # found by name or created: a new entry for the target registry
 
-    @property
-    def is_new_registry_entry(self) -> bool:
-        return self.how in ("lookup", "created")
+    def describe(self) -> str:
+        if self.list_id is None:
+            return "a new list (dry run: would create it)"
+        return f"list {self.list_id} ({self.how})"
 
 
 class TargetResolver:
-    def __init__(self, config: KlaviyoConfig, client: Optional[KlaviyoClient]) -> None:
+    """Targets to Klaviyo list ids, once per sync, announcing new registry entries as config updates."""
+
+    def __init__(
+        self, config: KlaviyoConfig, raw_config: Mapping[str, Any], client: Optional[KlaviyoClient], report: SyncReport
+    ) -> None:
         self.config = config
+        self.raw_config = raw_config
         self.client = client
+        self.report = report
         self.mappings = {m.target: m.list_id for m in config.list_mappings}
         self.registry = {m.target: m.list_id for m in config.target_registry}
         self.resolved: dict[str, Resolution] = {}
+        self.outbox: list[dict[str, Any]] = []  # CONNECTOR_CONFIG messages for the writer to emit
+
+    def target_of(self, route: StreamRoute, data: Mapping[str, Any]) -> str | Rejection:
+        """The target column when present and non-null, else the stream's `target`, else its name."""
+        value = data.get(self.config.target_field)
+        if value is None:
+            return route.default_target or route.name
+        if not isinstance(value, str) or not value.strip():
+            return Rejection("invalid_target", f"column '{self.config.target_field}' must be a non-empty list name")
+        return value
 
     def resolve(self, target: str, *, create: bool = True) -> Resolution:
-        if target not in self.resolved:
-            resolution = self._resolve(target, create)
-            if resolution.list_id is None and not create:
-                return resolution  # not cached: a later row may still create it
-            self.resolved[target] = resolution
-            logger.info(f"Target '{target}' -> Klaviyo list {resolution.list_id or '(new)'} ({resolution.how})")
-        return self.resolved[target]
+        """The target's list; with `create` off, an absent list is reported as such, not created."""
+        known = self.resolved.get(target)
+        if known is not None:
+            return known
+        resolution = self._resolve(target, create)
+        if resolution.list_id is None and not create:
+            return resolution  # not cached: a later row may still create it
+        self.resolved[target] = resolution
+        logger.info(f"Target '{target}' -> Klaviyo list {resolution.list_id or '(new)'} ({resolution.how})")
+        self.report.resolved(target, resolution.describe())
+        if resolution.found_by_us and not self.config.dry_run:
+            self.outbox.append(registry_update_message(self.raw_config, self.new_registry_entries()))
+        return resolution
+
+    def take_messages(self) -> list[dict[str, Any]]:
+        """The config updates queued since the last call."""
+        messages, self.outbox = self.outbox, []
+        return messages
 
     def _resolve(self, target: str, create: bool) -> Resolution:
         if target in self.mappings:
@@ -64,7 +96,7 @@ class TargetResolver:
             return Resolution(target, self.registry[target], "registry")
         existing = self._lookup(target)
         if existing is not None:
-            return Resolution(target, existing, "lookup")
+            return Resolution(target, existing, "lookup", found_by_us=True)
         if not create:
             return Resolution(target, None, "absent")
         if not self.config.manage_lists:
@@ -74,7 +106,7 @@ class TargetResolver:
             )
         if self.config.dry_run:
             return Resolution(target, None, "would create (dry run)")
-        return Resolution(target, self._create(target), "created")
+        return Resolution(target, self._create(target), "created", found_by_us=True)
 
     def _lookup(self, target: str) -> Optional[str]:
         assert self.client is not None
@@ -102,12 +134,9 @@ class TargetResolver:
                     wait = _seconds(exc.retry_after)
                     details = " ".join((e.detail or "") for e in exc.errors).lower()
                     if wait > DAILY_LIMIT_RETRY_AFTER_SECONDS or "day" in details:
-                        text = (
+                        raise transient_error(
                             f"Klaviyo refused to create the list '{target}': the account reached Klaviyo's limit of 150 "
                             "list creations per day. Map existing lists with `list_mappings`, or retry the sync tomorrow."
-                        )
-                        raise AirbyteTracedException(
-                            message=text, internal_message=text, failure_type=FailureType.transient_error
                         ) from None
                     time.sleep(min(wait or 1.0, 60.0))
                 elif exc.status < 500:
@@ -118,11 +147,10 @@ class TargetResolver:
             if existing is not None:
                 return existing
             time.sleep(min(2.0**attempt, 30.0))
-        text = f"Could not create the Klaviyo list '{target}' after {CREATE_ATTEMPTS} attempts."
-        raise AirbyteTracedException(message=text, internal_message=text, failure_type=FailureType.transient_error)
+        raise transient_error(f"Could not create the Klaviyo list '{target}' after {CREATE_ATTEMPTS} attempts.")
 
     def new_registry_entries(self) -> dict[str, str]:
-        return {t: r.list_id for t, r in self.resolved.items() if r.is_new_registry_entry and r.list_id}
+        return {t: r.list_id for t, r in self.resolved.items() if r.found_by_us and r.list_id}
 
 
 def _seconds(value: Optional[str]) -> float:

@@ -1,7 +1,12 @@
 import orjson
 
-from destination_klaviyo.batching import MAX_JOB_BODY_BYTES, MAX_PROFILES_PER_JOB, Entry, new_bulk_job_batch
-from destination_klaviyo.rendering import render_profile
+from destination_klaviyo.batching import Entry
+from destination_klaviyo.surfaces.profiles import (
+    MAX_JOB_BODY_BYTES,
+    MAX_PROFILES_PER_JOB,
+    new_bulk_job_batch,
+    render_profile,
+)
 
 
 def entry(i):

@@ -5,10 +5,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from destination_klaviyo import batching
-from destination_klaviyo.rendering import MAX_PROFILE_BYTES, Rejection, render_profile
+from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
-from destination_klaviyo.sinks import BulkImportSink
+from destination_klaviyo.sinks import SinkContext
+from destination_klaviyo.surfaces import profiles
+from destination_klaviyo.surfaces.profiles import MAX_PROFILE_BYTES, BulkImportSink, render_profile
 from integration_tests.harness import contains_null
 
 scalars = st.one_of(
@@ -88,12 +89,12 @@ class RecordingClient:
     st.integers(min_value=900, max_value=4_000),
 )
 def test_batching_never_exceeds_a_limit_nor_loses_a_row(pads, max_items, max_bytes):
-    original = (batching.MAX_PROFILES_PER_JOB, batching.MAX_JOB_BODY_BYTES)
-    batching.MAX_PROFILES_PER_JOB, batching.MAX_JOB_BODY_BYTES = max_items, max_bytes
+    original = (profiles.MAX_PROFILES_PER_JOB, profiles.MAX_JOB_BODY_BYTES)
+    profiles.MAX_PROFILES_PER_JOB, profiles.MAX_JOB_BODY_BYTES = max_items, max_bytes
     try:
         client = RecordingClient()
         report = SyncReport()
-        sink = BulkImportSink(client, report)
+        sink = BulkImportSink(SinkContext(client, report))
         sent_emails = []
         for i, pad in enumerate(pads):
             email = f"u{i}@example.com"
@@ -102,7 +103,7 @@ def test_batching_never_exceeds_a_limit_nor_loses_a_row(pads, max_items, max_byt
                 sent_emails.append(email)
         sink.flush()
     finally:
-        batching.MAX_PROFILES_PER_JOB, batching.MAX_JOB_BODY_BYTES = original
+        profiles.MAX_PROFILES_PER_JOB, profiles.MAX_JOB_BODY_BYTES = original
     received = []
     for body in client.bodies:
         profiles = orjson.loads(body)["data"]["attributes"]["profiles"]["data"]

@@ -1,12 +1,9 @@
 import orjson
 import pytest
 
-from destination_klaviyo.rendering import (
-    MAX_PROFILE_BYTES,
-    Rejection,
-    render_profile,
-    render_profile_reference,
-)
+from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.surfaces.list_memberships_by_profile_id import render_profile_reference
+from destination_klaviyo.surfaces.profiles import MAX_PROFILE_BYTES, render_profile
 
 
 def rendered(data, **kwargs):

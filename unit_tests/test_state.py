@@ -25,7 +25,7 @@ def test_states_release_in_order_up_to_the_lowest_pending_record():
     ledger.add_state(stream_state("a", 2))
     out = list(ledger.release(lowest_unaccepted_seq=pending))
     assert [m["state"]["stream"]["stream_state"]["c"] for m in out] == [1]
-    assert ledger.pending() == 1
+    assert ledger.pending_count() == 1
 
 
 def test_record_count_is_per_stream_scope():

@@ -1,0 +1,47 @@
+"""The surfaces a stream can write to, and the one registry of what each can do.
+
+Each surface is one module (its rendering, batch envelope and limits, `Sink` subclass, discover
+schema and matching keys) that ends with a `SPEC`; `SURFACES` maps a `Surface` to it. Adding a
+surface: a module here, one line in `SURFACES`, one client method and one `endpoints.py` entry,
+the emulator route, docs and tests (README, "Adding a surface").
+"""
+
+from __future__ import annotations
+
+from airbyte_cdk.models import DestinationSyncMode
+
+from destination_klaviyo.surfaces import list_memberships, list_memberships_by_profile_id, profiles
+from destination_klaviyo.surfaces.base import Surface, SurfaceSpec
+
+SURFACES: dict[Surface, SurfaceSpec] = {
+    spec.surface: spec for spec in (profiles.SPEC, list_memberships.SPEC, list_memberships_by_profile_id.SPEC)
+}
+
+# Derived views, for the spec and tests.
+SUPPORTED_MODES: dict[Surface, tuple[DestinationSyncMode, ...]] = {s: spec.modes for s, spec in SURFACES.items()}
+
+
+def surface_names() -> list[str]:
+    return [surface.value for surface in SURFACES]
+
+
+def all_supported_modes() -> list[DestinationSyncMode]:
+    """Union of the modes of every surface, in protocol order, for the spec."""
+    wanted = {m for spec in SURFACES.values() for m in spec.modes}
+    return [m for m in DestinationSyncMode if m in wanted]
+
+
+def removing_surfaces() -> list[str]:
+    """The surfaces that carry out deletion rows, for messages that point users at them."""
+    return [surface.value for surface, spec in SURFACES.items() if spec.removes]
+
+
+__all__ = [
+    "SURFACES",
+    "SUPPORTED_MODES",
+    "Surface",
+    "SurfaceSpec",
+    "all_supported_modes",
+    "removing_surfaces",
+    "surface_names",
+]
