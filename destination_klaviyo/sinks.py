@@ -15,9 +15,9 @@ import re
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Optional, Sequence
 
-from destination_klaviyo.batching import BodyBatch
+from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, is_missing_list, redact_detail
@@ -129,17 +129,26 @@ class Sink(ABC):
         return set()
 
     # -- delivery ---------------------------------------------------------------------------------
-    def submit(self, batch: BodyBatch, request: Request) -> Future[None]:
-        """Deliver `batch` on a worker (or at once without a dispatcher); track it until accepted."""
-        first = batch.first_seq()
-        assert first is not None
+    def submit(self, batch: BodyBatch, request: Request, riders: Sequence[Entry] = ()) -> Future[None]:
+        """Deliver `batch` on a worker (or at once without a dispatcher); track it until accepted.
+
+        `riders` are rows with no item of their own whose effect the batch carries (a row a later
+        row of the same profile superseded): they are pending, and counted, with the batch.
+        """
+        first = min(entry.seq for entry in (*batch.entries[:1], *riders))
+
+        def job() -> None:
+            self.deliver(batch, request)
+            if riders:
+                self._count_delivered(riders, "superseded")
+
         dispatcher = self.context.dispatcher
         if dispatcher is None:
             future: Future[None] = Future()
-            self.deliver(batch, request)
+            job()
             future.set_result(None)
         else:
-            future = dispatcher.submit(lambda: self.deliver(batch, request))
+            future = dispatcher.submit(job)
         self.inflight.append((first, future))
         return future
 
@@ -152,7 +161,7 @@ class Sink(ABC):
         """
         if self.dry_run:
             self.report.request_sent(f"{request.kind} planned (dry run)")
-            self._count_delivered(batch, request)
+            self._count_delivered(batch.entries, request.action)
             return
         for _ in range(MAX_REJECTION_ROUNDS + 1):
             if not len(batch):
@@ -175,7 +184,7 @@ class Sink(ABC):
                 return
             self.report.request_sent(request.kind)
             logger.info(f"Klaviyo accepted {receipt} ({len(batch)} rows, {batch.size} bytes)")
-            self._count_delivered(batch, request)
+            self._count_delivered(batch.entries, request.action)
             return
         raise RuntimeError(f"Klaviyo kept rejecting rows of one request after {MAX_REJECTION_ROUNDS} rounds")
 
@@ -195,12 +204,12 @@ class Sink(ABC):
         for half in batch.halves():
             self.deliver(half, request)
 
-    def _count_delivered(self, batch: BodyBatch, request: Request) -> None:
+    def _count_delivered(self, entries: Sequence[Entry], action: str) -> None:
         per_stream: dict[str, int] = {}
-        for entry in batch.entries:
+        for entry in entries:
             per_stream[entry.stream] = per_stream.get(entry.stream, 0) + 1
         for stream, count in per_stream.items():
-            self.report.delivered(stream, request.action, self.target, count)
+            self.report.delivered(stream, action, self.target, count)
 
 
 class SinkPool:

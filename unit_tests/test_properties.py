@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import SinkContext
-from destination_klaviyo.surfaces import profiles
+from destination_klaviyo.surfaces import profiles as profile_surface
 from destination_klaviyo.surfaces.profiles import MAX_PROFILE_BYTES, BulkImportSink, render_profile
 from integration_tests.harness import contains_null
 
@@ -89,8 +89,8 @@ class RecordingClient:
     st.integers(min_value=900, max_value=4_000),
 )
 def test_batching_never_exceeds_a_limit_nor_loses_a_row(pads, max_items, max_bytes):
-    original = (profiles.MAX_PROFILES_PER_JOB, profiles.MAX_JOB_BODY_BYTES)
-    profiles.MAX_PROFILES_PER_JOB, profiles.MAX_JOB_BODY_BYTES = max_items, max_bytes
+    original = (profile_surface.MAX_PROFILES_PER_JOB, profile_surface.MAX_JOB_BODY_BYTES)
+    profile_surface.MAX_PROFILES_PER_JOB, profile_surface.MAX_JOB_BODY_BYTES = max_items, max_bytes
     try:
         client = RecordingClient()
         report = SyncReport()
@@ -103,7 +103,7 @@ def test_batching_never_exceeds_a_limit_nor_loses_a_row(pads, max_items, max_byt
                 sent_emails.append(email)
         sink.flush()
     finally:
-        profiles.MAX_PROFILES_PER_JOB, profiles.MAX_JOB_BODY_BYTES = original
+        profile_surface.MAX_PROFILES_PER_JOB, profile_surface.MAX_JOB_BODY_BYTES = original
     received = []
     for body in client.bodies:
         profiles = orjson.loads(body)["data"]["attributes"]["profiles"]["data"]

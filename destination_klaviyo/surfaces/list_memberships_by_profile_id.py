@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import Future
-from typing import Any, Callable, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
 
 import orjson
 from airbyte_cdk.models import DestinationSyncMode
@@ -43,28 +44,44 @@ def render_profile_reference(data: Mapping[str, Any]) -> Rendered:
     return orjson.dumps({"type": "profile", "id": found["id"]})
 
 
-class RelationshipSink(Sink):
-    """Adds and removes by profile id for one list.
+@dataclass
+class Pending:
+    """One direction (adds or removes) of one list: the open batch and the requests already sent."""
 
-    Adds and removes go in separate requests. When a profile is about to be queued in one direction
-    while it waits (queued or in flight) in the other, that other batch is sent and awaited first, so
-    a profile's rows take effect in their order even with requests running concurrently.
+    request: Request
+    batch: BodyBatch = field(default_factory=new_relationship_batch)
+    ids: list[str] = field(default_factory=list)  # profile id of each item of `batch`
+    queued: set[str] = field(default_factory=set)  # the same ids, for lookups
+    # Rows whose effect an item of `batch` carries: a repeat of the same profile in this direction,
+    # or an opposite row it superseded. They are counted, and release states, with that item.
+    riders: dict[str, list[Entry]] = field(default_factory=dict)
+    sent: list[tuple[set[str], Future[None]]] = field(default_factory=list)
+
+    def take_superseded(self, profile_id: str) -> list[Entry]:
+        """Drop the open item of `profile_id`; return its row and riders, now carried by the newer row."""
+        index = self.ids.index(profile_id)
+        carried = self.riders.pop(profile_id, []) + [self.batch.entries[index]]
+        self.batch = self.batch.without({index})
+        del self.ids[index]
+        self.queued.discard(profile_id)
+        return carried
+
+
+class RelationshipSink(Sink):
+    """Adds and removes by profile id for one list; each profile's rows take effect in their order.
+
+    Adds and removes go in separate requests. While a profile waits in an open batch, a later row
+    for it replaces that item (only its last action is sent, so CDC-heavy input does not double the
+    requests); when the earlier row was already sent, the later one waits until Klaviyo accepted it.
     """
 
     pointers = Pointers(re.compile(r"^/data/(\d+)(/.*)?$"), re.compile(r"^/data/?$"))
 
     def __init__(self, context: SinkContext, target: Optional[str], list_id: Optional[str]) -> None:
         super().__init__(context, target, list_id)
-        self.adds = new_relationship_batch()
-        self.removes = new_relationship_batch()
-        self.queued_adds: set[str] = set()
-        self.queued_removes: set[str] = set()
-        # Requests handed to the dispatcher, with the profile ids they carry.
-        self.sent_adds: list[tuple[set[str], Future[None]]] = []
-        self.sent_removes: list[tuple[set[str], Future[None]]] = []
+        self.adds = Pending(Request("list additions", "add", lambda body: self._send(body, remove=False)))
+        self.removes = Pending(Request("list removals", "remove", lambda body: self._send(body, remove=True)))
         self.added_ids: set[str] = set()  # every profile this sync put in the list (for mirror)
-        self.add_request = Request("list additions", "add", lambda body: self._send(body, remove=False))
-        self.remove_request = Request("list removals", "remove", lambda body: self._send(body, remove=True))
 
     def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
         rendered = render_profile_reference(data)
@@ -72,43 +89,34 @@ class RelationshipSink(Sink):
             self.report.rejected(stream, ordinal, rendered)
             return
         profile_id = str(data[PROFILE_ID_COLUMN])  # validated by render_profile_reference
+        mine, other = (self.removes, self.adds) if remove else (self.adds, self.removes)
+        entry = Entry(seq, stream, ordinal)
         if remove:
-            self._wait_for_other_direction(profile_id, self.queued_adds, self.sent_adds, self._flush_adds)
-            if not self.removes.fits(rendered):
-                self._flush_removes()
-            self.removes.add(Entry(seq, stream, ordinal), rendered)
-            self.queued_removes.add(profile_id)
             self.added_ids.discard(profile_id)
         else:
-            self._wait_for_other_direction(profile_id, self.queued_removes, self.sent_removes, self._flush_removes)
-            if not self.adds.fits(rendered):
-                self._flush_adds()
-            self.adds.add(Entry(seq, stream, ordinal), rendered)
-            self.queued_adds.add(profile_id)
             self.added_ids.add(profile_id)
-
-    def _wait_for_other_direction(
-        self, profile_id: str, queued: set[str], sent: list[tuple[set[str], Future[None]]], flush: Callable[[], None]
-    ) -> None:
-        """A profile waiting in the other direction goes out, and is accepted, before this row."""
-        if profile_id in queued:
-            flush()
-        sent[:] = [(ids, f) for ids, f in sent if not f.done() or f.exception() is not None]
-        for ids, future in sent:
+        if profile_id in mine.queued:
+            mine.riders.setdefault(profile_id, []).append(entry)  # the same action again
+            return
+        carried = other.take_superseded(profile_id) if profile_id in other.queued else []
+        for ids, future in [(ids, f) for ids, f in other.sent if not f.done()]:
             if profile_id in ids:
-                future.result()
+                future.result()  # the earlier opposite row was sent: it must be applied first
+        if not mine.batch.fits(rendered):
+            self._flush(mine)
+        mine.batch.add(entry, rendered)
+        mine.ids.append(profile_id)
+        mine.queued.add(profile_id)
+        if carried:
+            mine.riders[profile_id] = carried
 
-    def _flush_adds(self) -> None:
-        if len(self.adds):
-            batch, ids = self.adds, self.queued_adds
-            self.adds, self.queued_adds = new_relationship_batch(), set()
-            self.sent_adds.append((ids, self.submit(batch, self.add_request)))
-
-    def _flush_removes(self) -> None:
-        if len(self.removes):
-            batch, ids = self.removes, self.queued_removes
-            self.removes, self.queued_removes = new_relationship_batch(), set()
-            self.sent_removes.append((ids, self.submit(batch, self.remove_request)))
+    def _flush(self, pending: Pending) -> None:
+        if not len(pending.batch):
+            return
+        batch, ids, riders = pending.batch, pending.queued, [e for rows in pending.riders.values() for e in rows]
+        pending.batch, pending.ids, pending.queued, pending.riders = new_relationship_batch(), [], set(), {}
+        pending.sent = [(sent_ids, f) for sent_ids, f in pending.sent if not f.done() or f.exception() is not None]
+        pending.sent.append((ids, self.submit(batch, pending.request, riders)))
 
     def _send(self, body: bytes, *, remove: bool) -> str:
         assert self.context.client is not None and self.list_id is not None
@@ -117,11 +125,16 @@ class RelationshipSink(Sink):
 
     def flush(self) -> None:
         # Order between the two only matters for a profile in both, and `add` never lets that happen.
-        self._flush_adds()
-        self._flush_removes()
+        self._flush(self.adds)
+        self._flush(self.removes)
 
     def open_batches(self) -> tuple[BodyBatch, ...]:
-        return (self.adds, self.removes)
+        return (self.adds.batch, self.removes.batch)
+
+    def lowest_pending_seq(self) -> Optional[int]:
+        riders = [e.seq for p in (self.adds, self.removes) for rows in p.riders.values() for e in rows]
+        lowest = super().lowest_pending_seq()
+        return min(riders + ([lowest] if lowest is not None else [])) if riders else lowest
 
     def members_added(self) -> set[str]:
         return set(self.added_ids)
