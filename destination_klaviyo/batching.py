@@ -14,11 +14,12 @@ from typing import Optional
 
 @dataclass(slots=True)
 class Entry:
-    """One row waiting in a batch: where it came from, for state and rejection bookkeeping."""
+    """One row of the sync: where it came from, for state, count and rejection bookkeeping."""
 
-    seq: int
-    stream: str
+    seq: int  # the record's number across the sync
+    stream: str  # its stream's name, for logs and per-stream counts
     ordinal: int  # position of the row in its stream, for rejection logs that carry no row data
+    key: tuple[Optional[str], str]  # (namespace, name): the scope of the states it belongs to
 
 
 class BodyBatch:

@@ -12,6 +12,9 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from typing import Callable, Optional
+
+from destination_klaviyo.batching import Entry
 from destination_klaviyo.rendering import Rejection
 
 logger = logging.getLogger("airbyte")
@@ -30,8 +33,9 @@ class StreamCounts:
 class SyncReport:
     """What happened to every row, target and request of a sync; written from worker threads too."""
 
-    def __init__(self, dry_run: bool = False) -> None:
+    def __init__(self, dry_run: bool = False, on_rejected: Optional[Callable[[Entry], None]] = None) -> None:
         self.dry_run = dry_run
+        self.on_rejected = on_rejected  # the state ledger, which counts rejections per state
         self.lock = threading.Lock()  # deliveries report from worker threads
         self.streams: dict[str, StreamCounts] = defaultdict(StreamCounts)
         self.targets: dict[str, Counter[str]] = defaultdict(Counter)  # target -> action -> rows
@@ -52,15 +56,19 @@ class SyncReport:
             if target is not None:
                 self.targets[target][action] += count
 
-    def rejected(self, stream: str, ordinal: int, rejection: Rejection) -> None:
+    def rejected(self, row: Entry, rejection: Rejection) -> None:
         with self.lock:
-            counts = self.streams[stream]
+            counts = self.streams[row.stream]
             counts.rejected[rejection.code] += 1
             total = sum(counts.rejected.values())
+        if self.on_rejected is not None:
+            self.on_rejected(row)
         if total <= MAX_LOGGED_REJECTIONS_PER_STREAM:
-            logger.warning(f"Rejected record #{ordinal} of stream '{stream}' ({rejection.code}): {rejection.detail}")
+            logger.warning(
+                f"Rejected record #{row.ordinal} of stream '{row.stream}' ({rejection.code}): {rejection.detail}"
+            )
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
-            logger.warning(f"Stream '{stream}': more rejections follow; only their counts are reported from now on.")
+            logger.warning(f"Stream '{row.stream}': more rejections follow; only their counts are reported from now on.")
 
     def resolved(self, target: str, description: str) -> None:
         self.target_lists[target] = description

@@ -103,7 +103,7 @@ class Sink(ABC):
 
     # -- the lifecycle ----------------------------------------------------------------------------
     @abstractmethod
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
+    def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         """Render one row, then reject it or buffer it; deliver full batches on the way."""
 
     @abstractmethod
@@ -172,8 +172,7 @@ class Sink(ABC):
                 rejected = rejected_items(exc, len(batch), self.pointers.row)
                 if rejected:
                     for index, rejection in sorted(rejected.items()):
-                        entry = batch.entries[index]
-                        self.report.rejected(entry.stream, entry.ordinal, rejection)
+                        self.report.rejected(batch.entries[index], rejection)
                     batch = batch.without(set(rejected))
                     continue
                 if self.list_id is not None and is_missing_list(exc):
@@ -190,15 +189,12 @@ class Sink(ABC):
 
     def _split(self, batch: BodyBatch, request: Request, exc: KlaviyoApiError) -> None:
         if len(batch) == 1:
-            entry = batch.entries[0]
             reason = (
                 "too large for Klaviyo (413)"
                 if exc.status == 413
                 else "; ".join(redact_detail(e.describe()) for e in exc.errors)
             )
-            self.report.rejected(
-                entry.stream, entry.ordinal, Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {reason}")
-            )
+            self.report.rejected(batch.entries[0], Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {reason}"))
             return
         logger.warning(f"Klaviyo refused a request of {len(batch)} rows ({exc.status}) without naming rows; splitting it")
         for half in batch.halves():

@@ -5,17 +5,23 @@ every record that arrived before it has been accepted by Klaviyo. Records get in
 numbers; a state remembers how many records preceded it; it is released once no record with a
 smaller sequence number is still waiting in a batch or in flight.
 
-Each released state carries `destinationStats.recordCount`: the records the destination received
-for that state's scope since the previous state of the same scope (the stream for STREAM states,
-everything for GLOBAL/LEGACY states). The platform compares it with the source's count.
+Each released state carries `destinationStats` (airbyte-protocol 0.18.0): of the records of that
+state's scope since the previous state of the same scope (the stream for STREAM states, everything
+for GLOBAL/LEGACY states), `recordCount` is those Klaviyo accepted and `rejectedRecordCount` those
+rejected. The platform checks their sum against the source's count for the same state
+(`StateCheckSumCountEventHandler`). A rejection is counted against the first state still waiting
+that covers its record; rejections can come from worker threads, hence the lock.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
+
+from destination_klaviyo.batching import Entry
 
 StreamKey = tuple[Optional[str], str]  # (namespace, name)
 
@@ -31,8 +37,11 @@ def state_scope(state: dict[str, Any]) -> Optional[StreamKey]:
 @dataclass
 class PendingState:
     position: int  # number of records received before this state
-    message: dict[str, Any]  # the whole AirbyteMessage, as received, with destinationStats added
+    message: dict[str, Any]  # the whole AirbyteMessage, as received; destinationStats added on release
     arrived: float  # time.monotonic() when it arrived
+    scope: Optional[StreamKey]  # its stream, or None for GLOBAL / LEGACY
+    received: int  # records of its scope since the previous state of that scope
+    rejected: int  # of those, how many were rejected
 
 
 class StateLedger:
@@ -42,6 +51,9 @@ class StateLedger:
         self.records_seen = 0
         self._since_state: Counter[StreamKey] = Counter()
         self._since_global = 0
+        self._rejected_since_state: Counter[StreamKey] = Counter()
+        self._rejected_since_global = 0
+        self._lock = threading.Lock()
         self._pending: deque[PendingState] = deque()
         self.states_seen = 0
         self.states_released = 0
@@ -57,16 +69,27 @@ class StateLedger:
 
     def add_state(self, message: dict[str, Any]) -> None:
         self.states_seen += 1
-        state = message.setdefault("state", {})
-        scope = state_scope(state)
-        if scope is None:
-            count = self._since_global
-            self._since_global = 0
-            self._since_state.clear()
-        else:
-            count = self._since_state.pop(scope, 0)
-        state["destinationStats"] = {"recordCount": float(count)}
-        self._pending.append(PendingState(self.records_seen, message, time.monotonic()))
+        scope = state_scope(message.setdefault("state", {}))
+        with self._lock:
+            if scope is None:
+                received, rejected = self._since_global, self._rejected_since_global
+                self._since_global = self._rejected_since_global = 0
+                self._since_state.clear()
+                self._rejected_since_state.clear()
+            else:
+                received = self._since_state.pop(scope, 0)
+                rejected = self._rejected_since_state.pop(scope, 0)
+            self._pending.append(PendingState(self.records_seen, message, time.monotonic(), scope, received, rejected))
+
+    def count_rejected(self, row: Entry) -> None:
+        """A record was rejected: count it against the state that covers it (or the next one)."""
+        with self._lock:
+            for state in self._pending:
+                if state.position > row.seq and (state.scope is None or state.scope == row.key):
+                    state.rejected += 1
+                    return
+            self._rejected_since_state[row.key] += 1
+            self._rejected_since_global += 1
 
     def pending_count(self) -> int:
         return len(self._pending)
@@ -94,11 +117,18 @@ class StateLedger:
         when nothing is.
         """
         while self._pending and (lowest_unaccepted_seq is None or self._pending[0].position <= lowest_unaccepted_seq):
+            with self._lock:
+                state = self._pending.popleft()
             self.states_released += 1
-            yield self._pending.popleft().message
+            state.message["state"]["destinationStats"] = {
+                "recordCount": float(state.received - state.rejected),
+                "rejectedRecordCount": float(state.rejected),
+            }
+            yield state.message
 
     def discard(self) -> int:
         """Drop the states that can no longer be released (dry run, failed sync); return how many."""
-        dropped = len(self._pending)
-        self._pending.clear()
+        with self._lock:
+            dropped = len(self._pending)
+            self._pending.clear()
         return dropped

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, DestinationSyncMode
 
+from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
@@ -47,8 +48,8 @@ class KlaviyoWriter:
         self.routes = Routes(config, catalog)
         self.config = config
         client = client_factory()
-        self.report = SyncReport(dry_run=config.dry_run)
         self.ledger = StateLedger()
+        self.report = SyncReport(dry_run=config.dry_run, on_rejected=self.ledger.count_rejected)
         self.targets = TargetResolver(config, raw_config, client, self.report)
         dispatcher = Dispatcher(config.max_requests_in_flight)
         self.sinks = SinkPool(
@@ -76,17 +77,15 @@ class KlaviyoWriter:
 
     def _accept_record(self, record: dict[str, Any]) -> None:
         route = self._route(record)
-        seq = self.ledger.next_record(route.key)
-        ordinal = self.report.received(route.name)
+        row = Entry(self.ledger.next_record(route.key), route.name, self.report.received(route.name), route.key)
         data = record.get("data")
         if not isinstance(data, dict):
-            self.report.rejected(route.name, ordinal, Rejection("invalid_record", "record data is not a JSON object"))
+            self.report.rejected(row, Rejection("invalid_record", "record data is not a JSON object"))
             return
         remove = route.sync_mode is DestinationSyncMode.soft_delete or data.get(CDC_DELETED_AT) is not None
         if remove and not route.spec.removes:
             self.report.rejected(
-                route.name,
-                ordinal,
+                row,
                 Rejection(
                     "delete_not_supported",
                     f"row is a deletion ({CDC_DELETED_AT} is set) and the '{route.surface.value}' surface cannot remove; "
@@ -98,12 +97,12 @@ class KlaviyoWriter:
         if route.spec.needs_target:
             found = self.targets.target_of(route, data)
             if isinstance(found, Rejection):
-                self.report.rejected(route.name, ordinal, found)
+                self.report.rejected(row, found)
                 return
             target = found
             list_id = self.targets.resolve(target).list_id
             self.mirror.note_target(route, target)
-        self.sinks.get(route.spec, target, list_id).add(seq, route.name, ordinal, data, remove=remove)
+        self.sinks.get(route.spec, target, list_id).add(row, data, remove=remove)
 
     def _stream_status(self, trace: dict[str, Any]) -> None:
         """The platform sends STREAM_STATUS COMPLETE per stream once the source finished cleanly."""

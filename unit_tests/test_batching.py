@@ -10,7 +10,7 @@ from destination_klaviyo.surfaces.profiles import (
 
 
 def entry(i):
-    return Entry(seq=i, stream="s", ordinal=i + 1)
+    return Entry(seq=i, stream="s", ordinal=i + 1, key=(None, "s"))
 
 
 def fill(batch, bodies):

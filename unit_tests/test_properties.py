@@ -5,6 +5,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from destination_klaviyo.batching import Entry
 from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import SinkContext
@@ -98,7 +99,7 @@ def test_batching_never_exceeds_a_limit_nor_loses_a_row(pads, max_items, max_byt
         sent_emails = []
         for i, pad in enumerate(pads):
             email = f"u{i}@example.com"
-            sink.add(i, "s", i + 1, {"email": email, "pad": "x" * pad})
+            sink.add(Entry(i, "s", i + 1, (None, "s")), {"email": email, "pad": "x" * pad})
             if not isinstance(render_profile({"email": email, "pad": "x" * pad}), Rejection):
                 sent_emails.append(email)
         sink.flush()

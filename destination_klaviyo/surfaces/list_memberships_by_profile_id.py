@@ -83,20 +83,19 @@ class RelationshipSink(Sink):
         self.removes = Pending(Request("list removals", "remove", lambda body: self._send(body, remove=True)))
         self.added_ids: set[str] = set()  # every profile this sync put in the list (for mirror)
 
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
+    def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         rendered = render_profile_reference(data)
         if isinstance(rendered, Rejection):
-            self.report.rejected(stream, ordinal, rendered)
+            self.report.rejected(row, rendered)
             return
         profile_id = str(data[PROFILE_ID_COLUMN])  # validated by render_profile_reference
         mine, other = (self.removes, self.adds) if remove else (self.adds, self.removes)
-        entry = Entry(seq, stream, ordinal)
         if remove:
             self.added_ids.discard(profile_id)
         else:
             self.added_ids.add(profile_id)
         if profile_id in mine.queued:
-            mine.riders.setdefault(profile_id, []).append(entry)  # the same action again
+            mine.riders.setdefault(profile_id, []).append(row)  # the same action again
             return
         carried = other.take_superseded(profile_id) if profile_id in other.queued else []
         for ids, future in [(ids, f) for ids, f in other.sent if not f.done()]:
@@ -104,7 +103,7 @@ class RelationshipSink(Sink):
                 future.result()  # the earlier opposite row was sent: it must be applied first
         if not mine.batch.fits(rendered):
             self._flush(mine)
-        mine.batch.add(entry, rendered)
+        mine.batch.add(row, rendered)
         mine.ids.append(profile_id)
         mine.queued.add(profile_id)
         if carried:

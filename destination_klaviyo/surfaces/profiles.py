@@ -108,15 +108,15 @@ class BulkImportSink(Sink):
         self.batch = new_bulk_job_batch(list_id)
         self.request = Request("bulk import jobs", "upsert", self._send)
 
-    def add(self, seq: int, stream: str, ordinal: int, data: Mapping[str, Any], *, remove: bool = False) -> None:
+    def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         assert not remove, "bulk import surfaces never remove; the writer refuses deletion rows for them"
         rendered = render_profile(data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns)
         if isinstance(rendered, Rejection):
-            self.report.rejected(stream, ordinal, rendered)
+            self.report.rejected(row, rendered)
             return
         if not self.batch.fits(rendered):
             self.flush()
-        self.batch.add(Entry(seq, stream, ordinal), rendered)
+        self.batch.add(row, rendered)
 
     def flush(self) -> None:
         if len(self.batch):
