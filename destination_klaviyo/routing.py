@@ -7,10 +7,19 @@ config_error naming the stream and the fix.
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
+
+A stream is a *replace* when its destination sync mode is a literal `overwrite` (`docker run ...
+write`, platforms without refreshes), or when the platform marks it for truncation: with
+`supportsRefreshes`, Airbyte rewrites `overwrite` to `append` and says "replace" with
+`minimum_generation_id == generation_id > 0` (airbyte-platform `CatalogGenerationSetter`; the bulk
+CDK reads it the same way). A full refresh overwrite, a "Refresh (remove records)" and a "Clear"
+all arrive so. A replace mirrors on a surface that can; elsewhere rows are upserted and a warning
+says which surface could remove.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -20,6 +29,8 @@ from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.errors import config_error
 from destination_klaviyo.state import StreamKey
 from destination_klaviyo.surfaces import SURFACES, Surface, SurfaceSpec, surface_names
+
+logger = logging.getLogger("airbyte")
 
 
 @dataclass(frozen=True)
@@ -32,10 +43,39 @@ class StreamRoute:
     sync_mode: DestinationSyncMode
     default_target: Optional[str]
     how: str  # which rule mapped it, for logs
+    replace: bool = False  # the platform (or a literal overwrite) asks to replace the stream's data
 
     @property
     def surface(self) -> Surface:
         return self.spec.surface
+
+    @property
+    def mirrors(self) -> bool:
+        """A replace on a surface that can mirror (a stream of removals cannot be mirrored)."""
+        return self.replace and self.spec.mirrors and self.sync_mode is not DestinationSyncMode.soft_delete
+
+
+def is_replace(configured: ConfiguredAirbyteStream) -> bool:
+    """Literal `overwrite`, or the platform's truncate marker `minimum_generation_id == generation_id > 0`."""
+    if configured.destination_sync_mode is DestinationSyncMode.overwrite:
+        return True
+    generation = configured.generation_id
+    return generation is not None and generation > 0 and configured.minimum_generation_id == generation
+
+
+def _warn_replace_without_mirror(route: StreamRoute) -> None:
+    mirroring = " or ".join(surface.value for surface, spec in SURFACES.items() if spec.mirrors)
+    if not route.spec.mirrors:
+        logger.warning(
+            f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
+            f"'{route.surface.value}' surface cannot remove what earlier syncs wrote to Klaviyo: its rows are written "
+            f"and nothing is removed. To make a list hold exactly a stream's rows, map it to {mirroring}."
+        )
+    else:
+        logger.warning(
+            f"Stream '{route.name}' asks to replace its data, but it is in soft_delete mode (every row removes): "
+            "no mirror runs, only its rows are removed."
+        )
 
 
 def _surface_from_name(value: str, where: str, stream: str) -> Surface:
@@ -73,14 +113,18 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
             f"Stream '{name}' uses destination sync mode '{mode.value}', which the '{surface.value}' surface "
             f"cannot honour. Choose one of: {allowed}."
         )
-    return StreamRoute(
+    route = StreamRoute(
         key=(configured.stream.namespace, name),
         name=name,
         spec=spec,
         sync_mode=mode,
         default_target=mapping.target if mapping else None,
         how=how,
+        replace=is_replace(configured),
     )
+    if route.replace and not route.mirrors:
+        _warn_replace_without_mirror(route)
+    return route
 
 
 class Routes:
