@@ -35,7 +35,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable, api_origin
 from destination_klaviyo.config import KlaviyoConfig, parse_config
 from destination_klaviyo.discover import discover_message
-from destination_klaviyo.errors import explain
+from destination_klaviyo.errors import config_error, explain
 from destination_klaviyo.protocol import dumps, message_to_dict, read_messages
 from destination_klaviyo.surfaces import all_supported_modes, surface_names
 from destination_klaviyo.writer import KlaviyoWriter
@@ -131,37 +131,40 @@ class DestinationKlaviyo(Destination):
         return super().parse_args(args)
 
     def run_cmd_lines(self, parsed_args: argparse.Namespace) -> Iterator[str]:
-        """Like `Destination.run_cmd`, but yields serialized lines so states pass through untouched."""
+        """Like `Destination.run_cmd`, but yields serialized lines so states pass through untouched.
+
+        Each input file is read once, here, and the parsed objects are passed on: `--config` may be a
+        pipe (`--config <(echo '{...}')`), which can be read only once.
+        """
         command = parsed_args.command
         if command == "spec":
             yield dumps(AirbyteMessage(type=Type.SPEC, spec=self.spec(logger)))
             return
-        config = self.read_config(config_path=parsed_args.config)
         spec = self.spec(logger)
-        update_secrets(get_secrets(spec.connectionSpecification, config))
-        # Our own validation first: its messages name the field and never quote a value.
         try:
+            config = read_config_file(parsed_args.config)
+            update_secrets(get_secrets(spec.connectionSpecification, config))
+            # Our own validation first: its messages name the field and never quote a value.
             parsed = parse_config(config)
         except AirbyteTracedException as exc:
             if command != "check":
                 raise
-            yield dumps(
-                AirbyteMessage(
-                    type=Type.CONNECTION_STATUS,
-                    connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=exc.message),
-                )
-            )
+            yield dumps(_connection_failed(exc.message or ""))
             return
         if command == "check":
-            for message in super().run_cmd(parsed_args):
-                yield dumps(message)
+            try:
+                check_config_against_spec_or_exit(config, spec)
+            except AirbyteTracedException as exc:
+                yield dumps(_connection_failed(exc.message or ""))
+                return
+            yield dumps(AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=self.check(logger, config)))
             return
         check_config_against_spec_or_exit(config, spec)
         if command == "discover":
             yield dumps(discover_message(parsed.target_field))
             return
         api_origin()  # a malformed KLAVIYO_API_ORIGIN fails here, before stdin is read
-        catalog = ConfiguredAirbyteCatalogSerializer.load(json.loads(Path(parsed_args.catalog).read_text()))
+        catalog = read_catalog_file(parsed_args.catalog)
         # Bytes straight to orjson (which checks UTF-8 itself): no decoding into a str per line.
         for message in self.write_raw(config, catalog, read_messages(sys.stdin.buffer)):
             yield dumps(message)
@@ -176,4 +179,53 @@ class DestinationKlaviyo(Destination):
         parsed_args = self.parse_args(args)
         with PRINT_BUFFER:
             for line in self.run_cmd_lines(parsed_args):
-                print(line)
+                # One write per line: worker threads log through the same buffer, and a line written
+                # in two parts (`print`'s text, then its newline) could have a log line land in between.
+                sys.stdout.write(line + "\n")
+
+
+def _connection_failed(message: str) -> AirbyteMessage:
+    return AirbyteMessage(
+        type=Type.CONNECTION_STATUS, connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=message)
+    )
+
+
+def read_json_file(flag: str, path: str) -> Any:
+    """The JSON in the file given as `flag`, read once (it may be a pipe). A file that cannot be read
+    or parsed is a config_error naming the flag, the path and why, never the contents (the config
+    holds the API key)."""
+    where = f"The {flag} file '{path}'"
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        raise config_error(f"{where} was not found.") from None
+    except PermissionError:
+        raise config_error(f"{where} cannot be read: permission denied.") from None
+    except IsADirectoryError:
+        raise config_error(f"{where} is a directory, not a JSON file.") from None
+    except OSError as exc:
+        raise config_error(f"{where} cannot be read: {exc.strerror or type(exc).__name__}.") from None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise config_error(f"{where} is not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        # The position, not the message's context: the contents are never quoted.
+        raise config_error(f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    config = read_json_file("--config", path)
+    if not isinstance(config, dict):
+        raise config_error(f"The --config file '{path}' holds JSON that is not an object: a config is a JSON object.")
+    return config
+
+
+def read_catalog_file(path: str) -> ConfiguredAirbyteCatalog:
+    raw = read_json_file("--catalog", path)
+    try:
+        return ConfiguredAirbyteCatalogSerializer.load(raw)
+    except Exception as exc:  # the serializer's errors name the offending field of the platform's file
+        problem = " ".join(str(exc).split())  # one line: the validator lists each problem on its own
+        raise config_error(f"The --catalog file '{path}' is not a configured catalog: {problem}") from None

@@ -138,18 +138,28 @@ def run_connector(
     stdin: str = "",
     origin: Optional[str] = None,
     timeout: float = 600,
+    via_pipes: bool = False,
 ) -> Run:
+    """Run the console script. With `via_pipes`, `--config` and `--catalog` are pipes made by bash's
+    process substitution (`--config <(printf ...)`), which can be read only once, as in the README."""
+    env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_ORIGIN"}
+    if origin is not None:
+        env["KLAVIYO_API_ORIGIN"] = origin
     with tempfile.TemporaryDirectory() as tmp:
         args = [str(CONNECTOR), command]
-        if config is not None:
-            (Path(tmp) / "config.json").write_text(json.dumps(config))
-            args += ["--config", str(Path(tmp) / "config.json")]
-        if catalog is not None:
-            (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
-            args += ["--catalog", str(Path(tmp) / "catalog.json")]
-        env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_ORIGIN"}
-        if origin is not None:
-            env["KLAVIYO_API_ORIGIN"] = origin
+        if via_pipes:
+            script = '"$CONNECTOR" "$COMMAND"'
+            env.update(CONNECTOR=str(CONNECTOR), COMMAND=command)
+            for flag, value in (("config", config), ("catalog", catalog)):
+                if value is not None:
+                    env[f"{flag.upper()}_JSON"] = json.dumps(value)
+                    script += f' --{flag} <(printf %s "${flag.upper()}_JSON")'
+            args = ["bash", "-c", script]
+        else:
+            for flag, value in (("config", config), ("catalog", catalog)):
+                if value is not None:
+                    (Path(tmp) / f"{flag}.json").write_text(json.dumps(value))
+                    args += [f"--{flag}", str(Path(tmp) / f"{flag}.json")]
         done = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
     # Canary: every scenario of the suite checks that the key it configured never comes back out.
     key = str((config or {}).get("private_api_key") or "")

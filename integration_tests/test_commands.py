@@ -1,8 +1,22 @@
 """spec, check and discover through the real console script."""
 
+import json
 import socket
+import subprocess
 
-from integration_tests.harness import EMULATOR_KEY, run_connector
+import pytest
+
+from integration_tests.harness import (
+    CONNECTOR,
+    EMULATOR_KEY,
+    Run,
+    catalog,
+    configured_stream,
+    lines,
+    record,
+    run_connector,
+    stream_state,
+)
 
 
 def free_port() -> int:
@@ -110,3 +124,81 @@ def test_a_malformed_origin_variable_is_refused(emulator):
     run = run_connector("check", config={"private_api_key": EMULATOR_KEY}, origin="ftp://example.com/path")
     status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
     assert status["status"] == "FAILED" and "KLAVIYO_API_ORIGIN" in status["message"]
+
+
+# -- input files: read once (a pipe works), and a file that cannot be read is named ---------------
+
+
+def test_check_discover_and_write_read_their_files_once_so_pipes_work(emulator):
+    """The README's `--config <(echo ...)`: a pipe can be read once, so each file is read once."""
+    config = {"private_api_key": EMULATOR_KEY, "default_surface": "list_memberships", "target_field": "segment"}
+    check = run_connector("check", config=config, origin=emulator.url, via_pipes=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.of_type("CONNECTION_STATUS")[0]["connectionStatus"] == {"status": "SUCCEEDED"}
+
+    discover = run_connector("discover", config=config, via_pipes=True)
+    assert discover.returncode == 0, discover.stdout + discover.stderr
+    operations = discover.of_type("DESTINATION_CATALOG")[0]["destination_catalog"]["operations"]
+    memberships = next(op for op in operations if op["object_name"] == "list_memberships")
+    # The list surfaces' schemas name the configured target column, not the default `list`.
+    assert "segment" in memberships["json_schema"]["properties"]
+    assert "list" not in memberships["json_schema"]["properties"]
+
+    write = run_connector(
+        "write",
+        config=config,
+        catalog=catalog(configured_stream("people")),
+        stdin=lines([record("people", {"email": "pipe@example.com", "segment": "Piped"}), stream_state("people", 1)]),
+        origin=emulator.url,
+        via_pipes=True,
+    )
+    assert write.returncode == 0, write.stdout[-3000:] + write.stderr[-3000:]
+    assert [s["stream"]["stream_state"]["cursor"] for s in write.states] == [1]
+    assert [item["name"] for item in emulator.state()["lists"]] == ["Piped"]
+
+
+def run_with_files(tmp_path, command, config_text, catalog_text=None):
+    args = [str(CONNECTOR), command, "--config", config_text]
+    if catalog_text is not None:
+        args += ["--catalog", catalog_text]
+    done = subprocess.run(args, input="", capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def failure_message(run, command):
+    if command == "check":  # check answers with a connection status, as for any config problem
+        (status,) = [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")]
+        assert status["status"] == "FAILED"
+        return status["message"]
+    assert run.returncode != 0
+    (trace,) = run.traces
+    assert trace["error"]["failure_type"] == "config_error", trace
+    return trace["error"]["message"]
+
+
+@pytest.mark.parametrize("command", ["check", "discover", "write"])
+def test_an_input_file_that_cannot_be_read_is_named_with_the_reason_and_never_quoted(tmp_path, command):
+    secret = "pk_secret_inside_a_broken_file"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"private_api_key": "' + secret + '",')  # cut short
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps([{"private_api_key": secret}]))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"private_api_key": secret}))
+    cases = [
+        (str(tmp_path / "missing.json"), "was not found"),
+        (str(tmp_path), "is a directory"),
+        (str(broken), "is not valid JSON (line 1, column"),
+        (str(listed), "is not an object"),
+    ]
+    for path, reason in cases:
+        catalog_path = str(tmp_path / "missing.json") if command == "write" else None
+        run = run_with_files(tmp_path, command, path, catalog_path)
+        message = failure_message(run, command)
+        assert f"The --config file '{path}'" in message and reason in message, message
+        assert secret not in run.stdout + run.stderr
+        assert "Something went wrong" not in message
+    if command == "write":
+        for path, reason in [(str(tmp_path / "missing.json"), "was not found"), (str(listed), "not a configured catalog")]:
+            message = failure_message(run_with_files(tmp_path, command, str(good), path), command)
+            assert f"The --catalog file '{path}'" in message and reason in message, message
