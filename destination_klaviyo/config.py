@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from destination_klaviyo.errors import config_error
@@ -51,6 +52,8 @@ class KlaviyoConfig(BaseModel):
     request_timeout_seconds: int = Field(default=120, ge=1, le=600)
     max_requests_in_flight: int = Field(default=4, ge=1, le=16)
     target_registry: list[ListMapping] = Field(default_factory=list)
+    default_phone_region: Optional[str] = None
+    strict_phone: bool = False
 
     @field_validator("api_revision")
     @classmethod
@@ -58,6 +61,18 @@ class KlaviyoConfig(BaseModel):
         if not API_REVISION_PATTERN.match(value):
             raise ValueError("must be a date YYYY-MM-DD, optionally followed by .pre (e.g. 2026-04-15)")
         return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _phone_region(cls, value: Optional[str]) -> Optional[str]:
+        if value is None or not value.strip():
+            return None
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                "must be an ISO 3166 alpha-2 country code, such as US, FR or DE (the United Kingdom is GB)"
+            )
+        return region
 
     @field_validator("streams")
     @classmethod

@@ -9,6 +9,16 @@ unset field must never be cleared. Values Klaviyo would reject for the whole job
 emails, phone numbers that are not E.164, wrong types, unknown location keys, numbers JSON cannot
 carry, oversize profiles) are rejected here, per record, so one bad row cannot fail a
 10,000-profile job.
+
+Phone numbers: one function (`phone_e164`) for every surface. A number already written in E.164 is
+taken as it is (the common case, one regex). Without a default region, spaces, dots, dashes and
+parentheses are removed and the rest must be E.164. With `default_phone_region`, libphonenumber
+(`phonenumbers`) reads national formats for that region and any international format, and the
+number must be *valid* for its region, not merely possible: validity checks the number plan
+(length and prefixes per region), so a digit too many or a typo in the area code is caught before
+Klaviyo stores a number no one can text. A row whose phone is unusable but that has another
+identifier is sent without the phone, and the caller is told (`Identifiers.dropped`), unless
+`strict_phone` asks for such rows to be rejected.
 """
 
 from __future__ import annotations
@@ -17,9 +27,10 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 import orjson
+import phonenumbers
 
 PROFILE_ATTRIBUTES = (
     "first_name",
@@ -59,7 +70,44 @@ class Rejection:
     detail: str
 
 
-Rendered = Union[bytes, Rejection]
+@dataclass(frozen=True)
+class Omission:
+    """A value left out of a row that is still sent (a phone number that is not one), and why."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Amended:
+    """A rendered row that is sent without a value of the record: the sink reports the omission."""
+
+    body: bytes
+    omission: Omission
+
+
+Rendered = Union[bytes, Rejection, Amended]
+
+
+@dataclass(frozen=True)
+class PhoneRules:
+    """How phone columns are read: `default_phone_region` (ISO 3166 alpha-2) and `strict_phone`."""
+
+    default_region: Optional[str] = None
+    strict: bool = False
+
+
+DEFAULT_PHONE_RULES = PhoneRules()
+
+
+class Identifiers(dict[str, Any]):
+    """A row's identifiers (Klaviyo attribute -> value), and the unusable phone left out, if any.
+
+    A dict, so that callers which only need the identifiers use it as one; `dropped` is read from
+    the class (None) unless a phone was dropped, which keeps the common row free of extra work.
+    """
+
+    dropped: Optional[Omission] = None
 
 
 _CONTAINERS = (dict, list)
@@ -108,9 +156,10 @@ def _as_text(column: str, value: Any, allow_numbers: bool) -> Union[str, Rejecti
 
 
 # (columns, in order of preference) -> rendered key, and whether a number is accepted as text.
+# A phone given as a number (a CSV column typed as an integer) is read as its digits.
 _IDENTIFIERS: tuple[tuple[tuple[str, ...], str, bool], ...] = (
     (("email",), "email", False),
-    (PHONE_COLUMNS, "phone_number", False),
+    (PHONE_COLUMNS, "phone_number", True),
     (("external_id",), "external_id", True),
 )
 _PROFILE_ID: tuple[tuple[str, ...], str, bool] = ((PROFILE_ID_COLUMN,), "id", False)
@@ -124,28 +173,63 @@ def _first_present(data: Mapping[str, Any], columns: tuple[str, ...]) -> Union[t
     return None
 
 
-def identifiers(data: Mapping[str, Any], accept_profile_id: bool) -> Union[dict[str, Any], Rejection]:
-    found: dict[str, Any] = {}
+def phone_e164(text: str, region: Optional[str]) -> Optional[str]:
+    """The number in E.164 form, or None when it is not a usable phone number (see the module doc)."""
+    if E164.match(text):
+        return text
+    if region is None:
+        text = PHONE_PUNCTUATION.sub("", text)
+        return text if E164.match(text) else None
+    # Slow (tens of microseconds), so only for numbers not already written in E.164.
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)  # type: ignore[no-any-return]
+
+
+def _phone_rejection(column: str, rules: PhoneRules) -> Rejection:
+    if rules.default_region is None:
+        return Rejection(
+            "invalid_phone", f"column '{column}' is not an E.164 phone number (+, country code, up to 15 digits)"
+        )
+    return Rejection(
+        "invalid_phone",
+        f"column '{column}' is not a valid phone number (E.164, or a national number of region {rules.default_region})",
+    )
+
+
+def identifiers(
+    data: Mapping[str, Any], accept_profile_id: bool, phones: PhoneRules = DEFAULT_PHONE_RULES
+) -> Union[Identifiers, Rejection]:
+    found = Identifiers()
+    bad_phone: Optional[Rejection] = None
     for columns, key, allow_numbers in _IDENTIFIERS + ((_PROFILE_ID,) if accept_profile_id else ()):
         present = _first_present(data, columns)
         if present is None:
             continue
         column, value = present
         text = value if value.__class__ is str else _as_text(column, value, allow_numbers=allow_numbers)
-        if isinstance(text, Rejection):
+        if key == "phone_number":
+            phone = phone_e164(text, phones.default_region) if text.__class__ is str else None
+            if phone is None:
+                bad_phone = _phone_rejection(column, phones)
+                continue
+            text = phone
+        elif isinstance(text, Rejection):
             return text
-        if key == "email":
-            if not EMAIL.match(text):
-                return Rejection("invalid_email", f"column '{column}' is not an email address")
-        elif key == "phone_number":
-            if not E164.match(text):
-                text = PHONE_PUNCTUATION.sub("", text)
-                if not E164.match(text):
-                    return Rejection(
-                        "invalid_phone",
-                        f"column '{column}' is not an E.164 phone number (+, country code, up to 15 digits)",
-                    )
+        elif key == "email" and not EMAIL.match(text):
+            return Rejection("invalid_email", f"column '{column}' is not an email address")
         found[key] = text
+    if bad_phone is not None:
+        # Only the phone is wrong: the row still reaches its profile through another identifier.
+        if phones.strict or not found:
+            return bad_phone
+        found.dropped = Omission(
+            "invalid_phone_dropped", f"{bad_phone.detail}; the row was sent without a phone number"
+        )
     return found
 
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from destination_klaviyo.batching import Entry
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rendering import Omission, Rejection
 
 logger = logging.getLogger("airbyte")
 
-# Per-record rejection logs stop after this many per stream; the summary still counts them all.
+# Per-record rejection (and omission) logs stop after this many per stream; the summary still
+# counts them all.
 MAX_LOGGED_REJECTIONS_PER_STREAM = 100
 
 
@@ -28,6 +29,7 @@ class StreamCounts:
     received: int = 0
     delivered: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    omitted: Counter[str] = field(default_factory=Counter)  # delivered rows sent without a value
 
 
 class SyncReport:
@@ -69,6 +71,16 @@ class SyncReport:
             )
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
             logger.warning(f"Stream '{row.stream}': more rejections follow; only their counts are reported from now on.")
+
+    def omitted(self, row: Entry, omission: Omission) -> None:
+        """A row is sent without one of its values (an unusable phone number): count it, log it."""
+        counts = self.streams[row.stream]  # rendering runs on the main thread only
+        counts.omitted[omission.code] += 1
+        total = sum(counts.omitted.values())
+        if total <= MAX_LOGGED_REJECTIONS_PER_STREAM:
+            logger.warning(f"Record #{row.ordinal} of stream '{row.stream}' ({omission.code}): {omission.detail}")
+        elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
+            logger.warning(f"Stream '{row.stream}': more rows are sent without a value; only their counts are reported from now on.")
 
     def resolved(self, target: str, description: str) -> None:
         self.target_lists[target] = description

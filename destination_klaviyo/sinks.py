@@ -21,7 +21,7 @@ from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, is_missing_list, redact_detail
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rendering import DEFAULT_PHONE_RULES, PhoneRules, Rejection
 from destination_klaviyo.report import SyncReport
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class SinkContext:
     dry_run: bool = False
     target_field: str = "list"
     verify_bulk_jobs: bool = False
+    phones: PhoneRules = DEFAULT_PHONE_RULES  # default_phone_region and strict_phone
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, as_traced, config_error, system_error
 from destination_klaviyo.mirror import MirrorPlan
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rendering import PhoneRules, Rejection
 from destination_klaviyo.report import Progress, SyncReport
 from destination_klaviyo.routing import Routes, StreamRoute
 from destination_klaviyo.sinks import SinkContext, SinkPool
@@ -53,7 +53,15 @@ class KlaviyoWriter:
         self.targets = TargetResolver(config, raw_config, client, self.report)
         dispatcher = Dispatcher(config.max_requests_in_flight)
         self.sinks = SinkPool(
-            SinkContext(client, self.report, dispatcher, config.dry_run, config.target_field, config.verify_bulk_jobs)
+            SinkContext(
+                client,
+                self.report,
+                dispatcher,
+                config.dry_run,
+                config.target_field,
+                config.verify_bulk_jobs,
+                PhoneRules(config.default_phone_region, config.strict_phone),
+            )
         )
         self.mirror = MirrorPlan(self.routes)
         self.progress = Progress(self.report)

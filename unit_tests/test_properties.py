@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from destination_klaviyo.batching import Entry
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rendering import Amended, Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import SinkContext
 from destination_klaviyo.surfaces import profiles as profile_surface
@@ -51,8 +51,13 @@ def test_rendering_sends_no_null_and_stays_in_bounds(data, accept_profile_id):
     if isinstance(out, Rejection):
         assert out.code and out.detail
         return
+    dropped_phone = isinstance(out, Amended)
+    if dropped_phone:  # sent without its unusable phone number
+        assert out.omission.code == "invalid_phone_dropped" and out.omission.detail
+        out = out.body
     assert len(out) <= MAX_PROFILE_BYTES
     profile = orjson.loads(out)
+    assert not (dropped_phone and "phone_number" in profile["attributes"])
     assert not contains_null(profile)
     identifiers = {"email", "phone_number", "external_id"} & set(profile["attributes"])
     assert identifiers or "id" in profile

@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rendering import Amended, PhoneRules, Rejection, phone_e164
 from destination_klaviyo.surfaces.list_memberships_by_profile_id import render_profile_reference
 from destination_klaviyo.surfaces.profiles import MAX_PROFILE_BYTES, render_profile
 
@@ -158,3 +158,91 @@ def test_profile_reference_rendering():
         "id": "P1",
     }
     assert isinstance(render_profile_reference({"email": "a@b.co"}), Rejection)
+
+
+# -- phone numbers: default_phone_region, dropping an unusable phone, strict_phone -------------------
+
+
+@pytest.mark.parametrize(
+    "region,national,e164",
+    [
+        ("US", "(415) 867-5309", "+14158675309"),
+        ("US", "212.736.5000", "+12127365000"),
+        ("US", "1-212-736-5000", "+12127365000"),
+        ("FR", "06 12 34 56 78", "+33612345678"),
+        ("FR", "01.42.68.53.00", "+33142685300"),
+        ("FR", "+33 (0)6 12 34 56 78", "+33612345678"),
+        ("GB", "020 7946 0958", "+442079460958"),
+        ("GB", "07911 123456", "+447911123456"),
+        ("DE", "030 901820", "+4930901820"),
+    ],
+)
+def test_national_formats_become_e164_with_a_default_region(region, national, e164):
+    phones = PhoneRules(default_region=region)
+    assert rendered({"phone_number": national}, phones=phones)["attributes"] == {"phone_number": e164}
+    # Without the option, today's rule: E.164 once punctuation is removed, so a national number fails.
+    if not national.startswith("+"):
+        out = render_profile({"phone_number": national})
+        assert isinstance(out, Rejection) and out.code == "invalid_phone"
+
+
+@pytest.mark.parametrize(
+    "region,invalid",
+    [
+        ("US", "(415) 867-530"),  # a digit short
+        ("US", "(015) 867-5309"),  # no US area code starts with 0
+        ("FR", "06 12 34 56"),  # too short for a French mobile
+        ("GB", "07700 900123"),  # possible, but in the range Ofcom reserves for drama: not valid
+        ("DE", "12345"),
+        ("US", "call me"),
+        ("US", "+1 (555) 123-4567"),  # the 555 exchange outside 555-01xx is not a valid US number
+    ],
+)
+def test_numbers_that_are_not_valid_for_their_region_are_rejected_without_quoting_them(region, invalid):
+    out = render_profile({"phone_number": invalid}, phones=PhoneRules(default_region=region))
+    assert isinstance(out, Rejection) and out.code == "invalid_phone", invalid
+    assert region in out.detail and "phone_number" in out.detail
+    assert invalid not in out.detail
+
+
+def test_e164_numbers_need_no_region_and_are_taken_as_they_are():
+    for phones in (PhoneRules(), PhoneRules(default_region="FR")):
+        assert rendered({"phone_e164": "+15005550006"}, phones=phones)["attributes"] == {"phone_number": "+15005550006"}
+
+
+def test_a_phone_given_as_a_number_is_read_as_its_digits():
+    assert rendered({"phone_number": 4158675309}, phones=PhoneRules(default_region="US"))["attributes"] == {
+        "phone_number": "+14158675309"
+    }
+
+
+def test_phone_e164_of_every_kind_of_input():
+    assert phone_e164("+33612345678", None) == "+33612345678"
+    assert phone_e164("+33 6 12 34 56 78", None) == "+33612345678"
+    assert phone_e164("06 12 34 56 78", None) is None
+    assert phone_e164("06 12 34 56 78", "FR") == "+33612345678"
+    assert phone_e164("", "FR") is None and phone_e164("++", "US") is None
+
+
+def test_an_unusable_phone_is_dropped_when_another_identifier_is_there():
+    out = render_profile({"email": "a@b.co", "phone_number": "not a phone", "first_name": "A"})
+    assert isinstance(out, Amended)
+    assert out.omission.code == "invalid_phone_dropped" and "phone_number" in out.omission.detail
+    assert "not a phone" not in out.omission.detail
+    assert orjson.loads(out.body)["attributes"] == {"email": "a@b.co", "first_name": "A"}
+    # A wrong type in the phone column is an unusable phone too.
+    assert isinstance(render_profile({"external_id": "x1", "phone_e164": {"n": 1}}), Amended)
+    # On list_memberships the profile id is another identifier.
+    assert isinstance(render_profile({"klaviyo_profile_id": "P1", "phone_number": "12"}, accept_profile_id=True), Amended)
+
+
+def test_strict_phone_rejects_and_a_phone_as_the_only_identifier_is_always_rejected():
+    strict = PhoneRules(strict=True)
+    out = render_profile({"email": "a@b.co", "phone_number": "12"}, phones=strict)
+    assert isinstance(out, Rejection) and out.code == "invalid_phone"
+    for phones in (PhoneRules(), strict, PhoneRules(default_region="US")):
+        out = render_profile({"phone_number": "12", "first_name": "A"}, phones=phones)
+        assert isinstance(out, Rejection) and out.code == "invalid_phone"
+    # A bad email is still a rejection of its own, phone or not.
+    out = render_profile({"email": "nope", "phone_number": "+15005550006"})
+    assert isinstance(out, Rejection) and out.code == "invalid_email"

@@ -88,3 +88,13 @@ def test_the_canary_check_itself_catches_a_leak():
     assert leaked("pk_canary_123", "log line", "oops pk_canary_123 printed")
     assert not leaked("pk_canary_123", "clean", "output")
     assert not leaked("**********", "masked **********")
+
+
+def test_default_phone_region_is_an_iso_code_libphonenumber_knows():
+    assert parse_config({"private_api_key": "pk"}).default_phone_region is None
+    assert parse_config({"private_api_key": "pk", "default_phone_region": "fr"}).default_phone_region == "FR"
+    for bad in ("UK", "XX", "USA"):
+        with pytest.raises(AirbyteTracedException) as info:
+            parse_config({"private_api_key": "pk_secret_value", "default_phone_region": bad})
+        assert "default_phone_region" in info.value.message and "GB" in info.value.message
+        assert "pk_secret_value" not in info.value.message

@@ -17,7 +17,10 @@ import orjson
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.jobs import verify_jobs
 from destination_klaviyo.rendering import (
+    DEFAULT_PHONE_RULES,
     LOCATION_KEYS,
+    Amended,
+    PhoneRules,
     Rejection,
     Rendered,
     identifiers,
@@ -44,14 +47,16 @@ def render_profile(
     *,
     accept_profile_id: bool = False,
     excluded_columns: tuple[str, ...] = (),
+    phones: PhoneRules = DEFAULT_PHONE_RULES,
 ) -> Rendered:
     """Render one record as a serialized JSON:API `profile` resource for a bulk import job.
 
     `accept_profile_id` is true on `list_memberships`, where `klaviyo_profile_id` identifies the
     profile as the resource `id`. `excluded_columns` are columns that steer the connector (the
-    target column) and are therefore not profile properties.
+    target column) and are therefore not profile properties. A row sent without its unusable phone
+    number comes back `Amended`, for the sink to report.
     """
-    found = identifiers(data, accept_profile_id)
+    found = identifiers(data, accept_profile_id, phones)
     if isinstance(found, Rejection):
         return found
     if not found:
@@ -66,7 +71,10 @@ def render_profile(
     resource: dict[str, Any] = {"type": "profile", "attributes": attributes}
     if resource_id is not None:
         resource["id"] = resource_id
-    return serialize(resource, MAX_PROFILE_BYTES, "profile")
+    body = serialize(resource, MAX_PROFILE_BYTES, "profile")
+    if found.dropped is not None and isinstance(body, bytes):
+        return Amended(body, found.dropped)
+    return body
 
 
 def job_envelope(list_id: Optional[str]) -> tuple[bytes, bytes]:
@@ -110,10 +118,19 @@ class BulkImportSink(Sink):
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         assert not remove, "bulk import surfaces never remove; the writer refuses deletion rows for them"
-        rendered = render_profile(data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns)
-        if isinstance(rendered, Rejection):
-            self.report.rejected(row, rendered)
-            return
+        rendered = render_profile(
+            data,
+            accept_profile_id=self.accept_profile_id,
+            excluded_columns=self.excluded_columns,
+            phones=self.context.phones,
+        )
+        if rendered.__class__ is not bytes:
+            if isinstance(rendered, Rejection):
+                self.report.rejected(row, rendered)
+                return
+            assert isinstance(rendered, Amended)
+            self.report.omitted(row, rendered.omission)
+            rendered = rendered.body
         if not self.batch.fits(rendered):
             self.flush()
         self.batch.add(row, rendered)
@@ -142,7 +159,7 @@ def profile_schema(with_profile_id: bool = False) -> dict[str, Any]:
     """The columns a profile row understands; others become custom properties."""
     properties: dict[str, Any] = {
         "email": {**STRING, "description": "Identifier: email address"},
-        "phone_number": {**STRING, "description": "Identifier: phone number in E.164 format"},
+        "phone_number": {**STRING, "description": "Identifier: phone number in E.164 format (national formats too, with `default_phone_region`)"},
         "phone_e164": {**STRING, "description": "Identifier: alias of phone_number"},
         "external_id": {**STRING, "description": "Identifier: your system's id for the person"},
     }
