@@ -64,10 +64,15 @@ PHONE_PUNCTUATION = re.compile(r"[\s().\-]")
 
 @dataclass(frozen=True)
 class Rejection:
-    """Why a record was not sent. `detail` names columns, never values: rows hold personal data."""
+    """Why a record was not sent. `detail` names columns, never values: rows hold personal data.
+
+    `hint` is advice about the stream rather than the row (a column that looks like a misnamed
+    identifier): the report gives it once per stream, on top of the per-row lines.
+    """
 
     code: str
     detail: str
+    hint: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,54 @@ def _phone_rejection(column: str, rules: PhoneRules) -> Rejection:
         "invalid_phone",
         f"column '{column}' is not a valid phone number (E.164, or a national number of region {rules.default_region})",
     )
+
+
+# Column names people give an identifier, squeezed (lower case; no spaces, _, - or .) -> the column
+# the connector reads. Only ever suggested, when a row has no identifier: columns are never renamed,
+# because `mobile` or `user_id` may well be meant as a custom property.
+IDENTIFIER_ALIASES = {
+    **dict.fromkeys(("phone", "phonee164", "phonenumbere164", "e164", "phonenum", "telephone", "tel"), "phone_number"),
+    **dict.fromkeys(("mobile", "mobilephone", "mobilenumber", "cell", "cellphone", "cellnumber", "sms"), "phone_number"),
+    **dict.fromkeys(("mail", "emailaddress", "emailaddr", "emails"), "email"),
+    **dict.fromkeys(("extid", "externalidentifier", "externalkey", "userid", "customerid"), "external_id"),
+    **dict.fromkeys(("profileid", "klaviyoid", "klaviyoprofile"), PROFILE_ID_COLUMN),
+}
+_SQUEEZE = re.compile(r"[\s_.\-]+")
+_HINTS: dict[tuple[tuple[str, ...], tuple[str, ...]], Optional[str]] = {}
+
+
+def identifier_hint(columns: tuple[str, ...], accepted: tuple[str, ...]) -> Optional[str]:
+    """"did you mean `email`?" for a row with no identifier, from its column names alone.
+
+    A column matches an accepted identifier column when they are equal ignoring case, spaces,
+    underscores, dashes and dots (`Email`, `Phone-Number`, `externalId`), or through
+    IDENTIFIER_ALIASES. Computed once per set of column names (rows of a stream share them), and
+    only for rows rejected as missing an identifier: the hot path never comes here.
+    """
+    key = (columns, accepted)
+    if key in _HINTS:
+        return _HINTS[key]
+    wanted = {_SQUEEZE.sub("", column).lower(): column for column in accepted}
+    guesses = []
+    for column in columns:
+        if column in accepted:
+            continue  # there, but blank
+        squeezed = _SQUEEZE.sub("", column).lower()
+        meant = wanted.get(squeezed) or IDENTIFIER_ALIASES.get(squeezed)
+        if meant in accepted:
+            guesses.append(f"did you mean `{meant}`? the row has a column `{column}`")
+    hint = "; ".join(guesses) or None
+    if len(_HINTS) < 10_000:  # bounded, like the column kinds below
+        _HINTS[key] = hint
+    return hint
+
+
+def missing_identifier(data: Mapping[str, Any], accepted: tuple[str, ...], detail: str) -> Rejection:
+    """The `missing_identifier` rejection, with a hint when a column looks like a misnamed identifier."""
+    hint = identifier_hint(tuple(data), accepted)
+    if hint is None:
+        return Rejection("missing_identifier", detail)
+    return Rejection("missing_identifier", f"{detail} ({hint})", hint)
 
 
 def identifiers(

@@ -46,6 +46,7 @@ class SyncReport:
         self.mirrors: list[str] = []
         self.verifications: list[str] = []
         self.import_failures = 0
+        self.hints_given: set[tuple[str, str]] = set()  # (stream, hint) already logged
 
     def received(self, stream: str) -> int:
         counts = self.streams[stream]
@@ -65,12 +66,25 @@ class SyncReport:
             total = sum(counts.rejected.values())
         if self.on_rejected is not None:
             self.on_rejected(row)
+        if rejection.hint is not None:
+            self._advise(row.stream, rejection.hint)
         if total <= MAX_LOGGED_REJECTIONS_PER_STREAM:
             logger.warning(
                 f"Rejected record #{row.ordinal} of stream '{row.stream}' ({rejection.code}): {rejection.detail}"
             )
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
             logger.warning(f"Stream '{row.stream}': more rejections follow; only their counts are reported from now on.")
+
+    def _advise(self, stream: str, hint: str) -> None:
+        """A hint about a stream's columns, once per stream and hint (rows repeat it)."""
+        with self.lock:
+            if (stream, hint) in self.hints_given:
+                return
+            self.hints_given.add((stream, hint))
+        logger.warning(
+            f"Stream '{stream}': rows without an identifier are rejected ({hint}). Columns are never renamed "
+            "automatically: rename the column in the source, or map it in the connection, to use it as an identifier."
+        )
 
     def omitted(self, row: Entry, omission: Omission) -> None:
         """A row is sent without one of its values (an unusable phone number): count it, log it."""

@@ -86,3 +86,19 @@ def test_national_phones_with_a_region_and_unusable_phones_dropped_not_rejecting
     assert run.returncode == 0, run.stdout[-3000:]
     assert "edsger@example.com" not in phones_by_email(emulator)
     assert any("#4" in w and "(invalid_phone)" in w for w in warnings(run))
+
+
+def test_a_misnamed_identifier_column_gets_a_did_you_mean_once_per_stream(emulator):
+    rows = [record("customers", {"Email": f"u{i}@example.com", "mobile": "+15005550006"}) for i in range(3)]
+    rows.append(record("customers", {"email": "right@example.com", "mobile": "+15005550006"}))
+    run = write(emulator, rows, config(max_rejected_share=1))
+    assert run.returncode == 0, run.stdout[-3000:]
+    hint = "did you mean `email`? the row has a column `Email`; did you mean `phone_number`? the row has a column `mobile`"
+    per_row = [w for w in warnings(run) if w.startswith("Rejected record #")]
+    assert len(per_row) == 3 and all("(missing_identifier)" in w and hint in w for w in per_row)
+    per_stream = [w for w in warnings(run) if w.startswith("Stream 'customers': rows without an identifier")]
+    assert len(per_stream) == 1 and hint in per_stream[0] and "never renamed" in per_stream[0]
+    # Only suggested, never renamed: the row that has an identifier keeps `mobile` as a custom property.
+    (profile,) = emulator.state()["profiles"]
+    assert profile["attributes"] == {"email": "right@example.com", "properties": {"mobile": "+15005550006"}}
+    assert "u0@example.com" not in run.stdout + run.stderr

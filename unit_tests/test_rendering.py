@@ -246,3 +246,40 @@ def test_strict_phone_rejects_and_a_phone_as_the_only_identifier_is_always_rejec
     # A bad email is still a rejection of its own, phone or not.
     out = render_profile({"email": "nope", "phone_number": "+15005550006"})
     assert isinstance(out, Rejection) and out.code == "invalid_email"
+
+
+# -- near-miss identifier column names -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "column,meant",
+    [
+        ("phone", "phone_number"),
+        ("phone_number_e164", "phone_number"),
+        ("mobile", "phone_number"),
+        ("Phone Number", "phone_number"),
+        ("PHONE_E164", "phone_e164"),
+        ("Email", "email"),
+        ("EMAIL", "email"),
+        ("email_address", "email"),
+        ("e-mail", "email"),
+        ("externalId", "external_id"),
+        ("user_id", "external_id"),
+    ],
+)
+def test_a_row_without_identifier_suggests_the_column_it_probably_meant(column, meant):
+    out = render_profile({column: "value", "first_name": "A"})
+    assert isinstance(out, Rejection) and out.code == "missing_identifier"
+    assert f"did you mean `{meant}`? the row has a column `{column}`" in out.detail
+    assert out.hint and meant in out.hint and "value" not in out.detail
+
+
+def test_no_suggestion_without_a_near_miss_and_only_for_accepted_identifiers():
+    out = render_profile({"plan": "pro", "first_name": "A"})
+    assert isinstance(out, Rejection) and out.hint is None and "did you mean" not in out.detail
+    # klaviyo_profile_id is suggested only where it identifies a row.
+    assert render_profile({"profile_id": "P1"}).hint is None
+    assert "`klaviyo_profile_id`" in render_profile({"profile_id": "P1"}, accept_profile_id=True).hint
+    assert "`klaviyo_profile_id`" in render_profile_reference({"Klaviyo Profile ID": "P1"}).hint
+    # A near-miss column is never renamed: with an identifier the row goes, the column as a property.
+    assert rendered({"email": "a@b.co", "mobile": "x"})["attributes"] == {"email": "a@b.co", "properties": {"mobile": "x"}}

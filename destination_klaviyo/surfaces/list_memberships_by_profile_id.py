@@ -18,7 +18,7 @@ import orjson
 from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
-from destination_klaviyo.rendering import PROFILE_ID_COLUMN, Rejection, Rendered, identifiers
+from destination_klaviyo.rendering import PROFILE_ID_COLUMN, Rejection, Rendered, identifiers, missing_identifier
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
 
@@ -37,8 +37,9 @@ def render_profile_reference(data: Mapping[str, Any]) -> Rendered:
     if isinstance(found, Rejection):
         return found
     if "id" not in found:
-        return Rejection(
-            "missing_identifier",
+        return missing_identifier(
+            data,
+            (PROFILE_ID_COLUMN,),
             f"record has no '{PROFILE_ID_COLUMN}': list_memberships_by_profile_id matches profiles only by Klaviyo profile id",
         )
     return orjson.dumps({"type": "profile", "id": found["id"]})

@@ -18,12 +18,15 @@ from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.jobs import verify_jobs
 from destination_klaviyo.rendering import (
     DEFAULT_PHONE_RULES,
+    IDENTIFIER_COLUMNS,
     LOCATION_KEYS,
+    PROFILE_ID_COLUMN,
     Amended,
     PhoneRules,
     Rejection,
     Rendered,
     identifiers,
+    missing_identifier,
     profile_attributes,
     serialize,
 )
@@ -63,7 +66,11 @@ def render_profile(
         accepted = "email, phone_e164 (or phone_number), external_id"
         if accept_profile_id:
             accepted += ", klaviyo_profile_id"
-        return Rejection("missing_identifier", f"record has no identifier: set at least one of {accepted}")
+        return missing_identifier(
+            data,
+            IDENTIFIER_COLUMNS + (PROFILE_ID_COLUMN,) if accept_profile_id else IDENTIFIER_COLUMNS,
+            f"record has no identifier: set at least one of {accepted}",
+        )
     resource_id = found.pop("id", None)
     attributes = profile_attributes(data, found, excluded_columns)
     if isinstance(attributes, Rejection):
