@@ -3,7 +3,8 @@
 Surface modules compose these (profiles.py renders a profile resource from them). Rules (shared
 with condor-retl-klaviyo): identifier columns `email`, `phone_e164`/`phone_number` and
 `external_id` (and, on `list_memberships`, `klaviyo_profile_id` as the resource `id`); the columns
-named in PROFILE_ATTRIBUTES become profile attributes; every other column goes into `properties`.
+named in PROFILE_ATTRIBUTES become profile attributes; flat location columns (LOCATION_KEYS: `city`,
+`country`, `zip`...) go into `location`; every other column goes into `properties`.
 Nulls are dropped everywhere because Klaviyo's bulk import never clears a field with a null, and an
 unset field must never be cleared. Values Klaviyo would reject for the whole job (malformed
 emails, phone numbers that are not E.164, wrong types, unknown location keys, numbers JSON cannot
@@ -309,7 +310,7 @@ def _attribute(column: str, value: Any) -> Union[Any, Rejection]:
 
 
 # What a column is, decided once per column name instead of per row (rows of a stream share names).
-_SKIP, _TEXT, _OBJECT, _PROPERTY = "skip", "text attribute", "object attribute", "property"
+_SKIP, _TEXT, _OBJECT, _LOCATION, _PROPERTY = "skip", "text attribute", "object attribute", "location key", "property"
 _KINDS: dict[tuple[str, ...], dict[str, str]] = {}
 
 
@@ -320,6 +321,8 @@ def _column_kind(column: str, excluded_columns: Iterable[str]) -> str:
         return _TEXT
     if column in _ATTRIBUTE_SET:
         return _OBJECT
+    if column in LOCATION_KEYS:
+        return _LOCATION
     return _PROPERTY
 
 
@@ -334,9 +337,16 @@ def profile_attributes(
     data: Mapping[str, Any], identifiers: dict[str, Any], excluded_columns: tuple[str, ...] = ()
 ) -> Union[dict[str, Any], Rejection]:
     """The profile's `attributes`: its identifiers, known attributes, and every other column in
-    `properties`. `excluded_columns` steer the connector (the target column) and are not sent."""
+    `properties`. `excluded_columns` steer the connector (the target column) and are not sent.
+
+    Flat location columns (`city`, `country`, `zip`... LOCATION_KEYS) go into `location`, as Segment
+    and Census do. A `location` object wins for the keys it has, and flat columns fill the keys it
+    lacks: a column then always means the same thing, whether or not a row's `location` is null,
+    rather than switching between a location key and a custom property row by row.
+    """
     attributes: dict[str, Any] = dict(identifiers)
     extra_properties: dict[str, Any] = {}
+    flat_location: Optional[dict[str, Any]] = None
     kinds = _column_kinds(excluded_columns)
     for column, value in data.items():
         if value is None:
@@ -351,6 +361,13 @@ def profile_attributes(
         if kind is _PROPERTY:
             extra_properties[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
             continue
+        if kind is _LOCATION:
+            if isinstance(value, (dict, list, bool)):
+                return Rejection("invalid_value", f"column '{column}' (a location key) must be a string or a number")
+            if flat_location is None:
+                flat_location = {}
+            flat_location[column] = value
+            continue
         if kind is _TEXT and value.__class__ is str:
             attributes[column] = value
         else:
@@ -362,6 +379,9 @@ def profile_attributes(
     if extra_properties:
         # A top-level column wins over a key of the same name inside the `properties` column.
         attributes["properties"] = {**attributes.get("properties", {}), **extra_properties}
+    if flat_location:
+        location = attributes.get("location")
+        attributes["location"] = {**flat_location, **location} if location else flat_location
     return attributes
 
 

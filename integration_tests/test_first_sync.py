@@ -102,3 +102,17 @@ def test_a_misnamed_identifier_column_gets_a_did_you_mean_once_per_stream(emulat
     (profile,) = emulator.state()["profiles"]
     assert profile["attributes"] == {"email": "right@example.com", "properties": {"mobile": "+15005550006"}}
     assert "u0@example.com" not in run.stdout + run.stderr
+
+
+def test_flat_location_columns_land_in_the_profiles_location(emulator):
+    rows = [
+        record("customers", {"email": "flat@example.com", "city": "Lyon", "country": "FR", "zip": "69001", "tier": "a"}),
+        record("customers", {"email": "both@example.com", "city": "Flat", "zip": "1", "location": {"city": "Object"}}),
+    ]
+    run = write(emulator, rows, config())
+    assert run.returncode == 0, run.stdout[-3000:]
+    stored = {p["attributes"]["email"]: p["attributes"] for p in emulator.state()["profiles"]}
+    assert stored["flat@example.com"]["location"] == {"city": "Lyon", "country": "FR", "zip": "69001"}
+    assert stored["flat@example.com"]["properties"] == {"tier": "a"}
+    assert stored["both@example.com"]["location"] == {"city": "Object", "zip": "1"}
+    assert "properties" not in stored["both@example.com"]

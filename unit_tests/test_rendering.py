@@ -283,3 +283,64 @@ def test_no_suggestion_without_a_near_miss_and_only_for_accepted_identifiers():
     assert "`klaviyo_profile_id`" in render_profile_reference({"Klaviyo Profile ID": "P1"}).hint
     # A near-miss column is never renamed: with an identifier the row goes, the column as a property.
     assert rendered({"email": "a@b.co", "mobile": "x"})["attributes"] == {"email": "a@b.co", "properties": {"mobile": "x"}}
+
+
+# -- flat location columns ---------------------------------------------------------------------------
+
+
+def test_flat_location_columns_go_into_location():
+    profile = rendered(
+        {
+            "email": "a@b.co",
+            "city": "Paris",
+            "country": "FR",
+            "region": "IDF",
+            "zip": 75001,
+            "address1": "1 rue de Rivoli",
+            "address2": None,
+            "timezone": "Europe/Paris",
+            "latitude": 48.86,
+            "longitude": "2.33",
+            "ip": "192.0.2.1",
+            "plan": "pro",
+        }
+    )
+    assert profile["attributes"] == {
+        "email": "a@b.co",
+        "location": {
+            "city": "Paris",
+            "country": "FR",
+            "region": "IDF",
+            "zip": 75001,
+            "address1": "1 rue de Rivoli",
+            "timezone": "Europe/Paris",
+            "latitude": 48.86,
+            "longitude": "2.33",
+            "ip": "192.0.2.1",
+        },
+        "properties": {"plan": "pro"},
+    }
+
+
+def test_the_location_object_wins_for_its_keys_and_flat_columns_fill_the_rest():
+    data = {"email": "a@b.co", "city": "Flat city", "zip": "75001", "location": {"city": "Object city", "region": None}}
+    assert rendered(data)["attributes"]["location"] == {"city": "Object city", "zip": "75001"}
+    # Whatever the column order, and with a null location object, flat columns are location keys.
+    assert rendered({"location": {"city": "Object city"}, "city": "Flat", "email": "a@b.co"})["attributes"][
+        "location"
+    ] == {"city": "Object city"}
+    assert rendered({"email": "a@b.co", "location": None, "city": "Flat"})["attributes"] == {
+        "email": "a@b.co",
+        "location": {"city": "Flat"},
+    }
+
+
+def test_a_flat_location_column_of_the_wrong_type_is_rejected_and_the_target_column_stays_out():
+    out = render_profile({"email": "a@b.co", "city": {"name": "Paris"}})
+    assert isinstance(out, Rejection) and out.code == "invalid_value" and "'city'" in out.detail
+    assert "Paris" not in out.detail
+    assert isinstance(render_profile({"email": "a@b.co", "zip": True}), Rejection)
+    # A target column named like a location key steers the row and is not sent.
+    assert rendered({"email": "a@b.co", "region": "EU list"}, excluded_columns=("region",))["attributes"] == {
+        "email": "a@b.co"
+    }

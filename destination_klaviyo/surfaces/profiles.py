@@ -179,6 +179,8 @@ def profile_schema(with_profile_id: bool = False) -> dict[str, Any]:
         "properties": {key: {"type": ["null", "string", "number"]} for key in sorted(LOCATION_KEYS)},
         "additionalProperties": False,
     }
+    for key in sorted(LOCATION_KEYS):
+        properties[key] = {"type": ["null", "string", "number"], "description": f"Goes into location.{key}"}
     properties["properties"] = {"type": ["null", "object"], "description": "Custom profile properties"}
     return {
         "type": "object",
