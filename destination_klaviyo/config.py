@@ -20,6 +20,17 @@ DEFAULT_API_REVISION = "2026-04-15"
 API_REVISION_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(\.pre)?$")
 
 
+def trimmed_target(value: Optional[str]) -> Optional[str]:
+    """Targets (list names) are compared without leading and trailing whitespace, everywhere: `'VIP '`
+    in a row, a mapping or a stream's default is the list `VIP`, not a second list beside it."""
+    if value is None:
+        return None
+    target = value.strip()
+    if not target:
+        raise ValueError("must be a list name, not blank")
+    return target
+
+
 class StreamMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -27,12 +38,16 @@ class StreamMapping(BaseModel):
     surface: Surface
     target: Optional[str] = Field(default=None, min_length=1)
 
+    _trim_target = field_validator("target")(trimmed_target)
+
 
 class ListMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: str = Field(min_length=1)
     list_id: str = Field(min_length=1)
+
+    _trim_target = field_validator("target")(trimmed_target)
 
 
 class KlaviyoConfig(BaseModel):
@@ -54,6 +69,8 @@ class KlaviyoConfig(BaseModel):
     target_registry: list[ListMapping] = Field(default_factory=list)
     default_phone_region: Optional[str] = None
     strict_phone: bool = False
+    max_new_lists_per_sync: int = Field(default=20, ge=0, le=150)
+    mirror_max_removal_share: float = Field(default=0.5, ge=0, le=1)
 
     @field_validator("api_revision")
     @classmethod

@@ -66,3 +66,8 @@ class Dispatcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def in_flight_count(self) -> int:
+        """Jobs not finished yet, for the progress thread: it copies the queue (one C call, which the
+        main thread's appends and removes cannot interleave with) instead of iterating it."""
+        return sum(1 for future in tuple(self.futures) if not future.done())

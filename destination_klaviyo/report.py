@@ -1,17 +1,19 @@
 """Per-stream and per-target counts of a sync, and the end-of-sync summary (also the dry-run plan).
 
 Rejected rows are logged with their stream, their ordinal in the stream and a reason that names
-columns, never values: a row is personal data.
+columns, never values: a row is personal data. The summary is written for the person who set up
+the sync, in plain words: a headline (rows, time, rate, states), a line per stream and per target,
+mirrors and requests, at INFO; whatever needs a look (rejections, dropped phone numbers, targets
+refused a new list, skipped or refused mirrors, failed imports) on WARN lines of their own. When
+the sync failed, every line is a WARN.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-
 from typing import Callable, Optional
 
 from destination_klaviyo.batching import Entry
@@ -43,10 +45,11 @@ class SyncReport:
         self.targets: dict[str, Counter[str]] = defaultdict(Counter)  # target -> action -> rows
         self.target_lists: dict[str, str] = {}  # target -> how it resolved, for the summary
         self.requests: Counter[str] = Counter()
-        self.mirrors: list[str] = []
-        self.verifications: list[str] = []
+        self.mirrors: list[tuple[int, str]] = []  # (log level, line)
+        self.verifications: list[tuple[int, str]] = []
         self.import_failures = 0
         self.hints_given: set[tuple[str, str]] = set()  # (stream, hint) already logged
+        self.refused_targets: list[str] = []  # new targets over max_new_lists_per_sync, in order
 
     def received(self, stream: str) -> int:
         counts = self.streams[stream]
@@ -99,66 +102,135 @@ class SyncReport:
     def resolved(self, target: str, description: str) -> None:
         self.target_lists[target] = description
 
+    def refused_target(self, target: str) -> None:
+        """A new target over `max_new_lists_per_sync`: no list is made, its rows are rejected."""
+        self.refused_targets.append(target)
+        if len(self.refused_targets) == 1:
+            logger.warning(
+                "This sync reached `max_new_lists_per_sync`: rows of further targets that have no Klaviyo list are "
+                "rejected (too_many_new_lists), and the summary names those targets."
+            )
+
     def request_sent(self, kind: str) -> None:
         with self.lock:
             self.requests[kind] += 1
 
-    def mirrored(self, line: str) -> None:
-        self.mirrors.append(line)
+    def mirrored(self, line: str, *, warning: bool = False) -> None:
+        self.mirrors.append((logging.WARNING if warning else logging.INFO, line))
 
     def verified(self, line: str, failed: int) -> None:
-        self.verifications.append(line)
+        self.verifications.append((logging.WARNING if failed else logging.INFO, line))
         self.import_failures += failed
 
     def total_received(self) -> int:
-        return sum(c.received for c in self.streams.values())
+        return sum(c.received for c in list(self.streams.values()))
+
+    def total_delivered(self) -> int:
+        return sum(c.delivered for c in list(self.streams.values()))
 
     def total_rejected(self) -> int:
-        return sum(sum(c.rejected.values()) for c in self.streams.values())
+        # list(): the progress thread reads while the main thread may add a stream; copying a dict's
+        # values is one C call, which another Python thread cannot interleave with.
+        return sum(sum(c.rejected.values()) for c in list(self.streams.values()))
 
-    def summary_lines(self) -> list[str]:
-        verb = "would deliver" if self.dry_run else "delivered"
-        lines = []
-        for stream, counts in sorted(self.streams.items()):
-            reasons = ", ".join(f"{code}: {n}" for code, n in sorted(counts.rejected.items())) or "none"
-            lines.append(
-                f"Stream '{stream}': received {counts.received}, {verb} {counts.delivered}, "
-                f"rejected {sum(counts.rejected.values())} ({reasons})"
+    # -- the summary -------------------------------------------------------------------------------
+    def summary_lines(self, elapsed: float, states_echoed: int) -> list[tuple[int, str]]:
+        """(log level, line) pairs: the headline, then streams, targets, mirrors, checks and requests."""
+        info, warn = logging.INFO, logging.WARNING
+        dry = self.dry_run
+        received, delivered, rejected = self.total_received(), self.total_delivered(), self.total_rejected()
+        rate = f"{received / elapsed:,.0f} rows/s" if elapsed > 0 else "-"
+        if dry:
+            headline = (
+                f"Nothing was sent to Klaviyo. {plural(received, 'row')} read in {duration(elapsed)} ({rate}): a real "
+                f"sync would deliver {delivered:,} and reject {rejected:,}. No state was passed back to Airbyte "
+                "(a dry run never passes one back)."
             )
+        else:
+            headline = (
+                f"{plural(received, 'row')} read in {duration(elapsed)} ({rate}): {delivered:,} delivered to Klaviyo, "
+                f"{rejected:,} rejected; {plural(states_echoed, 'state')} passed back to Airbyte."
+            )
+        lines = [(info, headline)]
+        be = "would be " if dry else ""
+        for stream, counts in sorted(self.streams.items()):
+            n_rejected = sum(counts.rejected.values())
+            if dry:
+                line = f"Stream '{stream}': {plural(counts.received, 'row')} read; {counts.delivered:,} would be delivered"
+                line += f", {n_rejected:,} would be rejected." if n_rejected else "."
+            else:
+                line = (
+                    f"Stream '{stream}': received {counts.received:,}, delivered {counts.delivered:,}, "
+                    f"rejected {n_rejected:,}."
+                )
+            lines.append((info, line))
+            if n_rejected:
+                lines.append((warn, (
+                    f"Stream '{stream}': {plural(n_rejected, 'row')} {be}rejected ({_counts(counts.rejected)}). "
+                    "The 'Rejected record' lines above say why, row by row (column names, no values)."
+                )))
+            n_omitted = sum(counts.omitted.values())
+            if n_omitted:
+                lines.append((warn, (
+                    f"Stream '{stream}': phones dropped: {plural(n_omitted, 'row')} {be or ('was ' if n_omitted == 1 else 'were ')}sent without their "
+                    f"phone number, which was not a usable phone number ({_counts(counts.omitted)})."
+                )))
         for target in sorted(set(self.targets) | set(self.target_lists)):
-            actions = ", ".join(f"{action} {n}" for action, n in sorted(self.targets[target].items())) or "no rows"
-            lines.append(f"Target '{target}' -> {self.target_lists.get(target, '?')}: {actions}")
+            lines.append((info, f"Target '{target}' ({self.target_lists.get(target, 'list unknown')}): {self._actions(target)}."))
+        if self.refused_targets:
+            shown = ", ".join(f"'{t}'" for t in self.refused_targets[:MAX_NAMED_REFUSED_TARGETS])
+            more = len(self.refused_targets) - MAX_NAMED_REFUSED_TARGETS
+            lines.append((warn, (
+                f"{plural(len(self.refused_targets), 'new list')} {'would not be' if dry else 'were not'} created: the "
+                f"sync reached `max_new_lists_per_sync`: {shown}{f' and {more:,} more' if more > 0 else ''}. Their rows "
+                "were rejected (too_many_new_lists). If these lists are wanted, raise `max_new_lists_per_sync`; if not, "
+                "check the target column."
+            )))
         lines += self.mirrors
         lines += self.verifications
         if self.requests:
-            lines.append("Requests: " + ", ".join(f"{kind}: {n}" for kind, n in sorted(self.requests.items())))
+            requests = ", ".join(f"{kind}: {n:,}" for kind, n in sorted(self.requests.items()))
+            lines.append((info, f"Requests a real sync would send: {requests}." if dry else f"Requests sent to Klaviyo: {requests}."))
         return lines
 
-    def log_summary(self, prefix: str = "Sync summary") -> None:
-        level = logging.WARNING if self.total_rejected() or self.import_failures else logging.INFO
-        for line in self.summary_lines():
-            logger.log(level, f"{prefix}: {line}")
+    def _actions(self, target: str) -> str:
+        actions = self.targets[target]
+        if not actions:
+            return "no rows"
+        described = []
+        for action, n in sorted(actions.items()):
+            noun, happened = ACTIONS.get(action, ("row", action))
+            described.append(f"{plural(n, noun)} {'would be ' if self.dry_run else ''}{happened}")
+        return ", ".join(described)
+
+    def log_summary(self, prefix: str, *, elapsed: float, states_echoed: int, failed: bool) -> None:
+        for level, line in self.summary_lines(elapsed, states_echoed):
+            logger.log(logging.WARNING if failed else level, f"{prefix}: {line}")
 
 
-class Progress:
-    """A log line every few seconds, so a long sync shows it is moving and how fast."""
+# How a target's delivered rows are described, by the sink's action: (what is counted, what happened).
+ACTIONS = {
+    "upsert": ("profile", "upserted and added to the list"),
+    "add": ("profile", "added to the list"),
+    "remove": ("profile", "removed from the list"),
+    "superseded": ("row", "overtaken by a later row of the same profile"),
+}
+# The summary names at most this many refused targets: a target column gone wrong may hold thousands.
+MAX_NAMED_REFUSED_TARGETS = 20
 
-    EVERY_SECONDS = 5.0
 
-    def __init__(self, report: SyncReport) -> None:
-        self.report = report
-        self.started = self.last = time.monotonic()
-        self.rows_at_last = 0
+def plural(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`, `12,000 rows`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
-    def log(self, read: int, in_flight: int, states_echoed: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.EVERY_SECONDS:
-            return
-        rate = (read - self.rows_at_last) / (now - self.last)
-        delivered = sum(c.delivered for c in self.report.streams.values())
-        logger.info(
-            f"Progress: read {read} rows ({rate:,.0f} rows/s now, {read / (now - self.started):,.0f} on average), "
-            f"{'would deliver' if self.report.dry_run else 'delivered'} {delivered}, "
-            f"rejected {self.report.total_rejected()}, {in_flight} request(s) in flight, {states_echoed} state(s) echoed"
-        )
-        self.last, self.rows_at_last = now, read
+
+def duration(seconds: float) -> str:
+    """`4.2 s`, `12 min 5 s`."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes:,} min {rest} s"
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{code}: {n:,}" for code, n in sorted(counter.items()))

@@ -161,7 +161,7 @@ class Sink(ABC):
         and delivers each half, down to single rows. Any other error fails the sync.
         """
         if self.dry_run:
-            self.report.request_sent(f"{request.kind} planned (dry run)")
+            self.report.request_sent(request.kind)  # a dry run's summary says these were not sent
             self._count_delivered(batch.entries, request.action)
             return
         for _ in range(MAX_REJECTION_ROUNDS + 1):

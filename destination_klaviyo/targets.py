@@ -1,13 +1,19 @@
 """Which list a row goes to: its target (a list name), and the Klaviyo list id behind it.
 
 A row's target is its `target_field` column when present and non-null, else the stream's `target`
-in `streams`, else the stream name. Each target is resolved once per sync. Order: the user's `list_mappings`, then the connector's target registry (`target_registry`, which
-the connector persists in its own config through Airbyte's CONNECTOR_CONFIG control message), then
-a Klaviyo list named exactly like the target, then, with `manage_lists`, a new list.
+in `streams`, else the stream name (a fallback logged once per stream). Targets are compared
+without leading and trailing whitespace (config.py trims those of the config), so `'VIP '` is not a
+second list beside `VIP`. Each target is resolved once per sync. Order: the user's `list_mappings`,
+then the connector's target registry (`target_registry`, which the connector persists in its own
+config through Airbyte's CONNECTOR_CONFIG control message), then a Klaviyo list named exactly like
+the target, then, with `manage_lists`, a new list.
 
 Creating a list is the one non-idempotent call, and Klaviyo allows only 150 a day. A create that
 failed in a way that may still have succeeded (timeout, dropped connection, 5xx) is followed by a
-fresh lookup before any new attempt, so a retry never makes a second list.
+fresh lookup before any new attempt, so a retry never makes a second list. A sync creates at most
+`max_new_lists_per_sync` lists (a dry run counts those it would create): a data bug in the target
+column (emails in it, say) must not make hundreds of lists. Rows of further new targets are rejected
+(`too_many_new_lists`) and the report names those targets; finding an existing list costs nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from destination_klaviyo.registry import registry_update_message
 from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import StreamRoute
+from destination_klaviyo.state import StreamKey
 
 logger = logging.getLogger("airbyte")
 
@@ -34,15 +41,27 @@ DAILY_LIMIT_RETRY_AFTER_SECONDS = 300.0
 
 @dataclass(frozen=True)
 class Resolution:
+    """The list a target resolved to, how it was found, and whether its rows are refused."""
+
     target: str
-    list_id: Optional[str]  # None only in a dry run, for a list that would be created
+    list_id: Optional[str]  # None in a dry run for a list that would be created, or when refused
     how: str  # list_mappings | registry | lookup | created | would create (dry run), for logs
     found_by_us: bool = False  # found by name or created: a new entry for the target registry
+    refusal: Optional[Rejection] = None  # set: the target's rows are rejected with it
 
     def describe(self) -> str:
+        """For the summary, in plain words."""
         if self.list_id is None:
-            return "a new list (dry run: would create it)"
-        return f"list {self.list_id} ({self.how})"
+            return "no such list yet: a real sync would create it"
+        return f"Klaviyo list {self.list_id}, {_HOW.get(self.how, self.how)}"
+
+
+_HOW = {
+    "list_mappings": "mapped in list_mappings",
+    "registry": "from the target registry",
+    "lookup": "found by its name",
+    "created": "created by this sync",
+}
 
 
 class TargetResolver:
@@ -59,15 +78,28 @@ class TargetResolver:
         self.registry = {m.target: m.list_id for m in config.target_registry}
         self.resolved: dict[str, Resolution] = {}
         self.outbox: list[dict[str, Any]] = []  # CONNECTOR_CONFIG messages for the writer to emit
+        self.new_lists = 0  # lists this sync created (or, in a dry run, would create)
+        self.defaulted: set[StreamKey] = set()  # streams whose default-target fallback was logged
 
     def target_of(self, route: StreamRoute, data: Mapping[str, Any]) -> str | Rejection:
         """The target column when present and non-null, else the stream's `target`, else its name."""
         value = data.get(self.config.target_field)
         if value is None:
+            if route.key not in self.defaulted:
+                self._log_default(route)
             return route.default_target or route.name
-        if not isinstance(value, str) or not value.strip():
+        target = value.strip() if value.__class__ is str else ""
+        if not target:
             return Rejection("invalid_target", f"column '{self.config.target_field}' must be a non-empty list name")
-        return value
+        return target
+
+    def _log_default(self, route: StreamRoute) -> None:
+        self.defaulted.add(route.key)
+        source = "its `target` in `streams`" if route.default_target else "the stream name; set a `target` in `streams` to choose another"
+        logger.info(
+            f"Stream '{route.name}': rows with no value in the target column '{self.config.target_field}' go to the "
+            f"stream's default target '{route.default_target or route.name}' ({source}). Logged once per stream."
+        )
 
     def resolve(self, target: str, *, create: bool = True) -> Resolution:
         """The target's list; with `create` off, an absent list is reported as such, not created."""
@@ -78,6 +110,9 @@ class TargetResolver:
         if resolution.list_id is None and not create:
             return resolution  # not cached: a later row may still create it
         self.resolved[target] = resolution
+        if resolution.refusal is not None:
+            self.report.refused_target(target)
+            return resolution
         logger.info(f"Target '{target}' -> Klaviyo list {resolution.list_id or '(new)'} ({resolution.how})")
         self.report.resolved(target, resolution.describe())
         if resolution.found_by_us and not self.config.dry_run:
@@ -104,9 +139,21 @@ class TargetResolver:
                 f"No Klaviyo list is named exactly '{target}', and `manage_lists` is off. Create the list in "
                 f'Klaviyo, add {{"target": "{target}", "list_id": "..."}} to `list_mappings`, or turn on `manage_lists`.'
             )
+        if self.new_lists >= self.config.max_new_lists_per_sync:
+            return Resolution(target, None, "refused", refusal=self._too_many_new_lists())
+        self.new_lists += 1
         if self.config.dry_run:
             return Resolution(target, None, "would create (dry run)")
         return Resolution(target, self._create(target), "created", found_by_us=True)
+
+    def _too_many_new_lists(self) -> Rejection:
+        limit = self.config.max_new_lists_per_sync
+        return Rejection(
+            "too_many_new_lists",
+            f"the row's target has no Klaviyo list, and this sync {'would already create' if self.config.dry_run else 'already created'} "
+            f"{limit} new list(s), its `max_new_lists_per_sync`; check the column '{self.config.target_field}', "
+            "or raise the limit if these lists are wanted",
+        )
 
     def _lookup(self, target: str) -> Optional[str]:
         assert self.client is not None

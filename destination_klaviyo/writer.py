@@ -13,6 +13,7 @@ import logging
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, DestinationSyncMode
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
@@ -20,8 +21,9 @@ from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, as_traced, config_error, system_error
 from destination_klaviyo.mirror import MirrorPlan
+from destination_klaviyo.progress import Progress, ProgressSample
 from destination_klaviyo.rendering import PhoneRules, Rejection
-from destination_klaviyo.report import Progress, SyncReport
+from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import Routes, StreamRoute
 from destination_klaviyo.sinks import SinkContext, SinkPool
 from destination_klaviyo.state import StateLedger
@@ -64,7 +66,8 @@ class KlaviyoWriter:
             )
         )
         self.mirror = MirrorPlan(self.routes)
-        self.progress = Progress(self.report)
+        self.progress = Progress(self.report, self._progress_sample)
+        self.input_finished = False
         for route in self.routes:
             logger.info(
                 f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}"
@@ -108,7 +111,11 @@ class KlaviyoWriter:
                 self.report.rejected(row, found)
                 return
             target = found
-            list_id = self.targets.resolve(target).list_id
+            resolution = self.targets.resolve(target)
+            if resolution.refusal is not None:
+                self.report.rejected(row, resolution.refusal)
+                return
+            list_id = resolution.list_id
             self.mirror.note_target(route, target)
         self.sinks.get(route.spec, target, list_id).add(row, data, remove=remove)
 
@@ -144,18 +151,25 @@ class KlaviyoWriter:
 
     # -- the loop ---------------------------------------------------------------------------------
     def write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        self.progress.start()
+        try:
+            yield from self._write_and_report(messages)
+        finally:
+            self.progress.stop()
+
+    def _write_and_report(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         prefix = "Dry run plan" if self.config.dry_run else "Sync summary"
         try:
             yield from self._write(messages)
         except (KlaviyoApiError, KlaviyoUnreachable, MissingList) as exc:
             # Klaviyo refused or is unreachable: send nothing more, but commit what is already in.
             yield from self._after_failure(flush=False)
-            self.report.log_summary(f"{prefix} (failed)")
+            self._log_summary(f"{prefix} (failed)", failed=True)
             raise as_traced(exc) from None
         except BaseException:
             # Bad input or a bug: deliver what was read before it so its states can be committed.
             yield from self._after_failure(flush=True)
-            self.report.log_summary(f"{prefix} (failed)")
+            self._log_summary(f"{prefix} (failed)", failed=True)
             raise
         if self.config.dry_run:
             dropped = self.ledger.discard()
@@ -164,19 +178,31 @@ class KlaviyoWriter:
             )
         else:
             self.sinks.finish()
-        self.report.log_summary(prefix)
-        self._check_rejected_share()
+        # Good rows are in and their states emitted; now fail loudly if something needs a look.
+        failure = self._mirror_refused() or self._too_many_rejected()
+        self._log_summary(f"{prefix} (failed)" if failure else prefix, failed=failure is not None)
+        if failure is not None:
+            raise failure
 
-    def _check_rejected_share(self) -> None:
-        """Good rows are in and their states emitted; now fail loudly if too many rows were bad."""
+    def _log_summary(self, prefix: str, *, failed: bool) -> None:
+        self.report.log_summary(
+            prefix, elapsed=self.progress.elapsed(), states_echoed=self.ledger.states_released, failed=failed
+        )
+
+    def _mirror_refused(self) -> AirbyteTracedException | None:
+        """A mirror would have removed too much of a list: none ran (mirror.py), and the sync fails."""
+        return config_error(self.mirror.refusal) if self.mirror.refusal else None
+
+    def _too_many_rejected(self) -> AirbyteTracedException | None:
         received, rejected = self.report.total_received(), self.report.total_rejected()
         if received and rejected / received > self.config.max_rejected_share:
-            raise config_error(
+            return config_error(
                 f"{rejected} of {received} rows ({rejected / received:.0%}) were rejected, more than "
                 f"`max_rejected_share` ({self.config.max_rejected_share:.0%}). The other rows were delivered. "
                 "The 'Rejected record' log lines say why (no row data is logged): fix the source data or the "
                 "stream mapping, or raise `max_rejected_share`."
             )
+        return None
 
     def _write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for message in messages:
@@ -186,8 +212,6 @@ class KlaviyoWriter:
                 if self.targets.outbox:
                     yield from self.targets.take_messages()
                 yield from self._released_states()
-                if not self.ledger.records_seen % 2048:
-                    self._log_progress()
             elif kind == "STATE":
                 self.ledger.add_state(message)
                 if self.ledger.oldest_wait_seconds() > STATE_MAX_WAIT_SECONDS and not self.sinks.dispatcher.running():
@@ -199,11 +223,27 @@ class KlaviyoWriter:
             elif kind == "TRACE" and (message.get("trace") or {}).get("type") == "STREAM_STATUS":
                 self._stream_status(message["trace"])
             # LOG, other TRACE and CONTROL messages from the source need no action here.
+        self.input_finished = True
         self.sinks.flush()
         self.sinks.dispatcher.drain()
         yield from self._released_states(every_time=True)
-        self.mirror.run(self.sinks.context.client, self.targets, self.sinks, self.report, dry_run=self.config.dry_run)
+        self.mirror.run(
+            self.sinks.context.client,
+            self.targets,
+            self.sinks,
+            self.report,
+            dry_run=self.config.dry_run,
+            max_removal_share=self.config.mirror_max_removal_share,
+        )
         yield from self.targets.take_messages()
 
-    def _log_progress(self) -> None:
-        self.progress.log(self.ledger.records_seen, len(self.sinks.dispatcher.running()), self.ledger.states_released)
+    def _progress_sample(self) -> ProgressSample:
+        """Called from the progress thread: reads, never changes."""
+        dispatcher = self.sinks.dispatcher
+        return ProgressSample(
+            self.ledger.records_seen,
+            dispatcher.in_flight_count(),
+            dispatcher.max_in_flight,
+            self.ledger.states_released,
+            self.input_finished,
+        )

@@ -45,6 +45,10 @@ def test_spec():
         "request_timeout_seconds",
         "max_requests_in_flight",
         "target_registry",
+        "default_phone_region",
+        "strict_phone",
+        "max_new_lists_per_sync",
+        "mirror_max_removal_share",
     }
     assert props["private_api_key"]["airbyte_secret"] is True
     assert props["target_registry"]["airbyte_hidden"] is True

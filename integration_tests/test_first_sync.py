@@ -4,7 +4,15 @@ Each test runs the console script against the emulator as Airbyte would, with ro
 customer CSV a new user brings.
 """
 
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+
 from integration_tests.harness import (
+    CONNECTOR,
     EMULATOR_KEY,
     catalog,
     configured_stream,
@@ -12,6 +20,7 @@ from integration_tests.harness import (
     record,
     run_connector,
     stream_state,
+    stream_status,
 )
 
 
@@ -78,7 +87,8 @@ def test_national_phones_with_a_region_and_unusable_phones_dropped_not_rejecting
         "edsger@example.com": None,
         None: "+14155550101",
     }
-    assert [w for w in warnings(run) if "(invalid_phone" in w and "#4" not in w] == []
+    per_row = [w for w in warnings(run) if w.startswith(("Record #", "Rejected record #"))]
+    assert [w.split(" of stream")[0] for w in per_row] == ["Record #4"]
 
     # strict_phone: the row with an unusable phone is rejected instead.
     emulator.reset()
@@ -116,3 +126,191 @@ def test_flat_location_columns_land_in_the_profiles_location(emulator):
     assert stored["flat@example.com"]["properties"] == {"tier": "a"}
     assert stored["both@example.com"]["location"] == {"city": "Object", "zip": "1"}
     assert "properties" not in stored["both@example.com"]
+
+
+# -- mirror safety -----------------------------------------------------------------------------------
+
+MUTATING = {"POST", "DELETE", "PATCH", "PUT"}
+
+
+def mirror_config(**extra):
+    streams = [
+        {"stream": "big", "surface": "list_memberships_by_profile_id", "target": "Big"},
+        {"stream": "small", "surface": "list_memberships_by_profile_id", "target": "Small"},
+    ]
+    return {"private_api_key": EMULATOR_KEY, "streams": streams, **extra}
+
+
+MIRROR_CATALOG = catalog(configured_stream("big", "overwrite"), configured_stream("small", "overwrite"))
+
+
+def seeded_lists(emulator):
+    big = emulator.create_list("Big")
+    emulator.add_members(big, [f"B{i:03d}" for i in range(150)])
+    small = emulator.create_list("Small")
+    emulator.add_members(small, [f"S{i}" for i in range(10)])
+    return big, small
+
+
+def mirror_rows(keep_big, keep_small=5):
+    rows = [record("big", {"klaviyo_profile_id": f"B{i:03d}"}) for i in range(keep_big)]
+    rows += [record("small", {"klaviyo_profile_id": f"S{i}"}) for i in range(keep_small)]
+    return rows + [stream_status("big"), stream_status("small")]
+
+
+def test_a_mirror_removing_most_of_a_big_list_removes_nothing_anywhere_and_fails_saying_how_to_allow_it(emulator):
+    big, small = seeded_lists(emulator)
+    before = len(emulator.state()["requests"])
+    run = write(emulator, mirror_rows(keep_big=50), mirror_config(), MIRROR_CATALOG)
+    assert run.returncode != 0
+    (trace,) = run.traces
+    message = trace["error"]["message"]
+    assert trace["error"]["failure_type"] == "config_error"
+    assert "100 of its 150 members (67%) of list 'Big'" in message
+    assert "mirror_max_removal_share" in message and "(50%)" in message and "1 turns the check off" in message
+    # Evaluated first, for every list: the small list's mirror (5 of 10, under the size floor) did not run either.
+    assert [r for r in emulator.requests_since(before) if r["method"] == "DELETE"] == []
+    state = emulator.state()["memberships"]
+    assert len(state[big]) == 150 and len(state[small]) == 10
+    summary = [w for w in warnings(run) if w.startswith("Sync summary (failed): Mirror of target")]
+    assert len(summary) == 2 and all("not run, nothing removed" in line for line in summary), summary
+
+    # Raising the share (1 turns the check off) lets the same mirror run.
+    run = write(emulator, mirror_rows(keep_big=50), mirror_config(mirror_max_removal_share=1), MIRROR_CATALOG)
+    assert run.returncode == 0, run.stdout[-3000:]
+    state = emulator.state()["memberships"]
+    assert len(state[big]) == 50 and len(state[small]) == 5
+
+
+def test_an_empty_source_table_does_not_empty_a_big_list_and_a_dry_run_fails_the_same_way(emulator):
+    big, _ = seeded_lists(emulator)
+    empty = [stream_status("big"), stream_status("small")]
+    for cfg in (mirror_config(), mirror_config(dry_run=True)):
+        before = len(emulator.state()["requests"])
+        run = write(emulator, empty, cfg, MIRROR_CATALOG)
+        assert run.returncode != 0
+        assert "150 of its 150 members (100%) of list 'Big'" in run.traces[0]["error"]["message"]
+        assert [r for r in emulator.requests_since(before) if r["method"] in MUTATING] == []
+        assert len(emulator.state()["memberships"][big]) == 150
+    assert "A real sync would not mirror" in run.traces[0]["error"]["message"]
+    assert any(w.startswith("Dry run plan (failed): Mirror of target 'Big'") for w in warnings(run))
+
+
+def test_a_mirror_skipped_for_lack_of_complete_is_in_the_summary(emulator):
+    big, _ = seeded_lists(emulator)
+    rows = [record("big", {"klaviyo_profile_id": "B000"})]  # no STREAM_STATUS COMPLETE
+    run = write(emulator, rows, mirror_config(), MIRROR_CATALOG)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert any(
+        w.startswith("Sync summary: Mirror of stream 'big' skipped: the stream was not reported complete")
+        for w in warnings(run)
+    ), warnings(run)
+    assert len(emulator.state()["memberships"][big]) == 150
+
+
+# -- targets -----------------------------------------------------------------------------------------
+
+
+def audiences_config(**extra):
+    return {
+        "private_api_key": EMULATOR_KEY,
+        "streams": [{"stream": "audiences", "surface": "list_memberships", "target": "Everyone "}],
+        **extra,
+    }
+
+
+def infos(run):
+    return [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["level"] == "INFO"]
+
+
+def test_targets_are_trimmed_and_a_fallback_to_the_default_target_is_logged_once(emulator):
+    rows = [
+        record("audiences", {"email": "a@example.com", "list": "VIP "}),
+        record("audiences", {"email": "b@example.com", "list": " VIP"}),
+        record("audiences", {"email": "c@example.com", "list": "VIP"}),
+        record("audiences", {"email": "d@example.com", "list": "   "}),
+        record("audiences", {"email": "e@example.com"}),
+        record("audiences", {"email": "f@example.com", "list": None}),
+    ]
+    run = write(emulator, rows, audiences_config(), catalog(configured_stream("audiences")))
+    assert run.returncode == 0, run.stdout[-3000:]
+    state = emulator.state()
+    names = sorted(item["name"] for item in state["lists"])
+    assert names == ["Everyone", "VIP"]
+    vip = next(item["id"] for item in state["lists"] if item["name"] == "VIP")
+    assert len(state["memberships"][vip]) == 3
+    assert any("#4" in w and "(invalid_target)" in w for w in warnings(run))
+    fallback = [line for line in infos(run) if "go to the stream's default target" in line]
+    assert fallback == [
+        "Stream 'audiences': rows with no value in the target column 'list' go to the stream's default target "
+        "'Everyone' (its `target` in `streams`). Logged once per stream."
+    ]
+
+
+def test_at_most_max_new_lists_per_sync_are_created_and_the_summary_names_the_others(emulator):
+    existing = emulator.create_list("Existing")
+    targets = ["Existing", "New 1", "New 2", "New 3", "New 4", "New 3"]
+    rows = [record("audiences", {"email": f"u{i}@example.com", "list": t}) for i, t in enumerate(targets)]
+    for cfg in (audiences_config(max_new_lists_per_sync=2, dry_run=True), audiences_config(max_new_lists_per_sync=2)):
+        before = len(emulator.state()["requests"])
+        run = write(emulator, rows, cfg, catalog(configured_stream("audiences")))
+        assert run.returncode == 0, run.stdout[-3000:]
+        refused = [w for w in warnings(run) if "(too_many_new_lists)" in w and w.startswith("Rejected record")]
+        assert [w.split(" of stream")[0] for w in refused] == ["Rejected record #4", "Rejected record #5", "Rejected record #6"]
+        assert all("max_new_lists_per_sync" in w and "New 3" not in w for w in refused)  # a row names no value
+        prefix = "Dry run plan" if cfg.get("dry_run") else "Sync summary"
+        (summary,) = [w for w in warnings(run) if w.startswith(f"{prefix}: 2 new lists")]
+        assert "'New 3', 'New 4'" in summary and "raise `max_new_lists_per_sync`" in summary
+        if cfg.get("dry_run"):
+            assert [r for r in emulator.requests_since(before) if r["method"] in MUTATING] == []
+    names = sorted(item["name"] for item in emulator.state()["lists"])
+    assert names == ["Existing", "New 1", "New 2"]  # finding "Existing" did not count
+    memberships = emulator.state()["memberships"]
+    assert len(memberships[existing]) == 1
+
+
+# -- what a user reads: progress by the clock, the summary --------------------------------------------
+
+
+def test_progress_is_logged_by_the_clock_while_the_source_is_slow_and_the_summary_says_how_it_went(emulator, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(config()))
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog(configured_stream("customers"))))
+    args = [str(CONNECTOR), "write", "--config", "config.json", "--catalog", "catalog.json"]
+    env = {**os.environ, "KLAVIYO_API_ORIGIN": emulator.url}
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out: "queue.Queue[str]" = queue.Queue()
+    reader = threading.Thread(target=lambda: [out.put(line) for line in process.stdout], daemon=True)
+    reader.start()
+    try:
+        process.stdin.write(lines([record("customers", {"email": "first@example.com"})]))
+        process.stdin.flush()
+        # The source now pauses: the connector is blocked reading stdin, and still says how it is doing
+        # (the first line counts the row read; the next one, with no new row, says what it waits for).
+        seen = []
+        deadline = time.monotonic() + 60
+        while not any("Progress:" in line and "waiting for the source" in line for line in seen):
+            assert time.monotonic() < deadline, seen
+            try:
+                seen.append(out.get(timeout=1))
+            except queue.Empty:
+                pass
+        process.stdin.write(lines([record("customers", {"email": "second@example.com"}), stream_state("customers", 2)]))
+        process.stdin.close()
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(timeout=10)
+    while not out.empty():
+        seen.append(out.get())
+    messages = [json.loads(line) for line in seen if line.strip()]  # every stdout line is one whole message
+    logs = [(m["log"]["level"], m["log"]["message"]) for m in messages if m["type"] == "LOG"]
+    progress = [message for level, message in logs if message.startswith("Progress:")]
+    assert progress[0].startswith("Progress: read 1 row (") and "waiting" not in progress[0], progress
+    assert progress[1].startswith("Progress: read 1 row (0 rows/s now") and "waiting for the source" in progress[1]
+    (headline,) = [(level, message) for level, message in logs if message.startswith("Sync summary: 2 rows read in")]
+    assert headline[0] == "INFO" and "rows/s" in headline[1]
+    assert "2 delivered to Klaviyo, 0 rejected; 1 state passed back to Airbyte." in headline[1]
+    assert all(level == "INFO" for level, message in logs if message.startswith("Sync summary"))

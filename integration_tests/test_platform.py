@@ -61,7 +61,7 @@ def test_a_replace_marked_by_generation_ids_mirrors_the_list_after_the_platforms
         (1, {"recordCount": 2.0, "rejectedRecordCount": 0.0}),
         (2, {"recordCount": 1.0, "rejectedRecordCount": 0.0}),
     ]
-    assert any("30 absent" in line for line in run.logs)
+    assert any("30 removed (absent from this sync)" in line for line in run.logs)
 
 
 def test_an_incremental_stream_on_a_refresh_capable_platform_only_adds(emulator):

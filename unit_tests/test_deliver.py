@@ -93,7 +93,7 @@ def test_dry_run_sends_nothing_and_counts_the_plan():
     s, report = sink(dry_run=True)
     send = FakeSend()
     s.deliver(batch_of(s, 3), Request("bulk import jobs", "upsert", send))
-    assert send.bodies == [] and report.requests == {"bulk import jobs planned (dry run)": 1}
+    assert send.bodies == [] and report.requests == {"bulk import jobs": 1}
     assert report.streams["s"].delivered == 3
 
 
