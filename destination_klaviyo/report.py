@@ -172,8 +172,9 @@ class SyncReport:
             n_omitted = sum(counts.omitted.values())
             if n_omitted:
                 lines.append((warn, (
-                    f"Stream '{stream}': phones dropped: {plural(n_omitted, 'row')} {be or ('was ' if n_omitted == 1 else 'were ')}sent without their "
-                    f"phone number, which was not a usable phone number ({_counts(counts.omitted)})."
+                    f"Stream '{stream}': phones dropped: {plural(n_omitted, 'row')} "
+                    f"{be or ('was ' if n_omitted == 1 else 'were ')}sent without {'its' if n_omitted == 1 else 'their'} "
+                    f"phone number, which was not usable ({_counts(counts.omitted)})."
                 )))
         for target in sorted(set(self.targets) | set(self.target_lists)):
             lines.append((info, f"Target '{target}' ({self.target_lists.get(target, 'list unknown')}): {self._actions(target)}."))

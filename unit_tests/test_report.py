@@ -54,7 +54,7 @@ def test_summary_levels_info_unless_something_needs_a_look_and_warn_when_failed(
         report.refused_target(name)
     warned = [line for level, line in report.summary_lines(2.0, 1) if level == logging.WARNING]
     assert warned[0].startswith("Stream 's': 1 row rejected (missing_identifier: 1).")
-    assert warned[1].startswith("Stream 's': phones dropped: 1 row was sent without their phone number")
+    assert warned[1].startswith("Stream 's': phones dropped: 1 row was sent without its phone number")
     assert warned[2].startswith("25 new lists were not created") and "'T19' and 5 more" in warned[2]
     assert "'T20'" not in warned[2]
 

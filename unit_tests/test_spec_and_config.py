@@ -98,3 +98,32 @@ def test_default_phone_region_is_an_iso_code_libphonenumber_knows():
             parse_config({"private_api_key": "pk_secret_value", "default_phone_region": bad})
         assert "default_phone_region" in info.value.message and "GB" in info.value.message
         assert "pk_secret_value" not in info.value.message
+
+
+def _config_table(path, heading):
+    """{field: default cell} of a markdown config table: the first `| \\`field\\`` column, the default column."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / path).read_text()
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    header = next(line for line in section.splitlines() if line.lower().startswith("| field"))
+    column = [cell.strip().lower() for cell in header.strip("|").split("|")].index("default")
+    table = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        table[cells[0].split("`")[1]] = cells[column]
+    return table
+
+
+@pytest.mark.parametrize("path,heading", [("README.md", "## Configuration"), ("docs/klaviyo.md", "### Configuration reference")])
+def test_the_documented_defaults_are_the_specs(path, heading):
+    documented = _config_table(path, heading)
+    assert set(documented) == set(PROPS)
+    for name, prop in PROPS.items():
+        if "default" not in prop:
+            assert documented[name] in ("", "none"), (path, name, documented[name])
+            continue
+        default = prop["default"]
+        shown = default if isinstance(default, str) else json.dumps(default)
+        assert documented[name] == f"`{shown}`", (path, name, documented[name])
