@@ -143,10 +143,11 @@ def test_check_discover_and_write_read_their_files_once_so_pipes_work(emulator):
     discover = run_connector("discover", config=config, via_pipes=True)
     assert discover.returncode == 0, discover.stdout + discover.stderr
     operations = discover.of_type("DESTINATION_CATALOG")[0]["destination_catalog"]["operations"]
-    memberships = next(op for op in operations if op["object_name"] == "list_memberships")
     # The list surfaces' schemas name the configured target column, not the default `list`.
-    assert "segment" in memberships["json_schema"]["properties"]
-    assert "list" not in memberships["json_schema"]["properties"]
+    for op in operations:
+        columns = op["json_schema"]["properties"]
+        assert "list" not in columns, op["object_name"]
+        assert ("segment" in columns) == (op["object_name"] != "profiles"), op["object_name"]
 
     write = run_connector(
         "write",

@@ -174,6 +174,9 @@ def test_a_mirror_removing_most_of_a_big_list_removes_nothing_anywhere_and_fails
     assert len(state[big]) == 150 and len(state[small]) == 10
     summary = [w for w in warnings(run) if w.startswith("Sync summary (failed): Mirror of target")]
     assert len(summary) == 2 and all("not run, nothing removed" in line for line in summary), summary
+    # A failed sync's whole summary is on WARN lines, its headline included.
+    assert any(w.startswith("Sync summary (failed): 55 rows read in") for w in warnings(run)), warnings(run)
+    assert not [line for line in infos(run) if line.startswith("Sync summary")]
 
     # Raising the share (1 turns the check off) lets the same mirror run.
     run = write(emulator, mirror_rows(keep_big=50), mirror_config(mirror_max_removal_share=1), MIRROR_CATALOG)
