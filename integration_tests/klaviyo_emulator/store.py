@@ -113,6 +113,11 @@ class JobRecord:
     request_body: Any
     created_at: datetime
     completed_at: Optional[datetime]
+    # Deferred processing (``job_processing_seconds`` > 0): when processing starts and when the
+    # import is applied. Both None for jobs applied synchronously (the default).
+    started_at: Optional[datetime] = None
+    due_at: Optional[datetime] = None
+    failed_count: int = 0
 
     @property
     def list_id(self) -> Optional[str]:
@@ -133,7 +138,10 @@ class JobRecord:
             "profile_ids": list(self.profile_ids),
             "body_size": self.body_size,
             "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at) if self.started_at else None,
             "completed_at": iso(self.completed_at) if self.completed_at else None,
+            "due_at": iso(self.due_at) if self.due_at else None,
+            "failed_count": self.failed_count,
         }
         if include_body:
             out["request_body"] = self.request_body
@@ -207,8 +215,14 @@ class EmulatorStore:
         retain_bodies: bool = True,
         identifiers_only: bool = False,
         rate_limiter: Optional[RateLimiter] = None,
+        job_processing_seconds: float = 0.0,
     ) -> None:
+        if job_processing_seconds < 0:
+            raise ValueError("job_processing_seconds must not be negative")
         self.lock = threading.RLock()
+        # 0 (default): a bulk import is applied before its 202 answer. X > 0: the job stays
+        # ``queued`` for X/2 seconds, ``processing`` until X, and is applied (``complete``) at X.
+        self.job_processing_seconds = float(job_processing_seconds)
         self.list_create_daily_limit = list_create_daily_limit
         # False (benchmarks): request bodies are parsed and applied but not kept in the request log
         # or the job records, so a multi-million-row run does not hold every body in memory.
@@ -229,10 +243,21 @@ class EmulatorStore:
         # list id -> {profile id: joined_at datetime}; dicts keep join order.
         self.memberships: dict[str, dict[str, datetime]] = {}
         self.jobs: dict[str, JobRecord] = {}
+        # job id -> (profiles, list ids) of deferred imports not applied yet
+        self._pending_imports: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
         self.list_creations: dict[str, int] = {}
         self._index: dict[str, dict[str, str]] = {k: {} for k in _ID_ATTRS}
+        # Consent (see README "Consent"): profile id -> channel ("email.marketing", "sms.marketing",
+        # ...) -> {consent, consent_timestamp, last_updated, created_timestamp, method, method_detail,
+        # custom_method_detail, double_optin, phone_number}; a missing channel is NEVER_SUBSCRIBED.
+        self.consent: dict[str, dict[str, dict[str, Any]]] = {}
+        # profile id -> global email suppressions [{reason, timestamp}]
+        self.suppressions: dict[str, list[dict[str, Any]]] = {}
+        # profile id -> list-scoped email suppressions [{list_id, reason, timestamp}]
+        self.list_suppressions: dict[str, list[dict[str, Any]]] = {}
+        self._last_event: dict[str, datetime] = {}  # profile id -> time of its latest event
         self.max_in_flight = 0  # the most /api requests handled at once (client concurrency)
 
     # ------------------------------------------------------------------ misc
@@ -386,6 +411,25 @@ class EmulatorStore:
             rec["updated"] = now
             return pid, False
 
+    def profile_views(self, profile_ids: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:
+        """Copies of stored profiles with what a profile resource shows besides its attributes:
+        ``{id, record, consent, suppressions, list_suppressions, last_event_date}``, in creation
+        order (or in the order of ``profile_ids``, skipping unknown ids)."""
+        with self.lock:
+            ids = list(self.profiles) if profile_ids is None else [p for p in profile_ids if p in self.profiles]
+            return [self._profile_view(pid) for pid in ids]
+
+    def _profile_view(self, pid: str) -> dict[str, Any]:
+        rec = self.profiles[pid]
+        return {
+            "id": pid,
+            "record": {"attributes": copy_json(rec["attributes"]), "created": rec["created"], "updated": rec["updated"]},
+            "consent": {k: dict(v) for k, v in self.consent.get(pid, {}).items()},
+            "suppressions": [dict(x) for x in self.suppressions.get(pid, ())],
+            "list_suppressions": [dict(x) for x in self.list_suppressions.get(pid, ())],
+            "last_event_date": self._last_event.get(pid),
+        }
+
     # ----------------------------------------------------------------- jobs
     def bulk_import(
         self,
@@ -394,11 +438,13 @@ class EmulatorStore:
         request_body: Any,
         body_size: int,
     ) -> JobRecord:
-        """Apply a validated bulk import synchronously and record the job.
+        """Record a validated bulk import job and apply it (now, or later when deferred).
 
         Referential checks happen first under the lock so a failing request
         changes nothing: every list must exist, and a profile that carries
-        only a resource ``id`` must refer to an existing profile.
+        only a resource ``id`` must refer to an existing profile.  With
+        ``job_processing_seconds`` > 0 the job is stored ``queued`` and
+        applied by :meth:`process_due_jobs` once that many seconds have passed.
         """
         with self.lock:
             for i, list_id in enumerate(list_ids):
@@ -415,17 +461,11 @@ class EmulatorStore:
                         pointer=f"/data/attributes/profiles/data/{i}/id",
                     )
             now = self.now()
-            ids: list[str] = []
-            for prof in profiles:
-                pid, _ = self.upsert_profile(prof.get("attributes") or {}, prof.get("id"), now=now)
-                ids.append(pid)
-            for list_id in list_ids:
-                self._add_members(list_id, ids, now)
             job = JobRecord(
                 id=new_ulid(now),
                 status="complete",
                 list_ids=list(list_ids),
-                profile_ids=ids,
+                profile_ids=[],
                 total_count=len(profiles),
                 body_size=body_size,
                 request_body=request_body if self.retain_bodies else None,
@@ -433,9 +473,67 @@ class EmulatorStore:
                 completed_at=now,
             )
             self.jobs[job.id] = job
+            delay = self.job_processing_seconds
+            if delay > 0:
+                job.status = "queued"
+                job.completed_at = None
+                job.due_at = now + timedelta(seconds=delay)
+                self._pending_imports[job.id] = (profiles, list(list_ids))
+                # Timers only make the store catch up without a request; every /api request,
+                # snapshot and job read also calls process_due_jobs(), which is idempotent.
+                for after in (delay / 2, delay):
+                    timer = threading.Timer(after + 0.01, self.process_due_jobs)
+                    timer.daemon = True
+                    timer.start()
+                return job
+            self._apply_import(job, profiles, list_ids, now)
             return job
 
+    def _apply_import(
+        self, job: JobRecord, profiles: list[dict[str, Any]], list_ids: list[str], now: datetime
+    ) -> None:
+        ids: list[str] = []
+        for prof in profiles:
+            attrs = prof.get("attributes") or {}
+            pid = prof.get("id")
+            if pid and pid not in self.profiles and not any(
+                isinstance(attrs.get(k), str) and attrs.get(k) for k in _ID_ATTRS
+            ):
+                # Only possible for a deferred job whose profile was deleted in the meantime.
+                job.failed_count += 1
+                continue
+            pid, _ = self.upsert_profile(attrs, pid, now=now)
+            ids.append(pid)
+        for list_id in list_ids:
+            if list_id in self.lists:
+                self._add_members(list_id, ids, now)
+        job.profile_ids = ids
+
+    def process_due_jobs(self) -> None:
+        """Advance deferred bulk import jobs: ``queued`` -> ``processing`` (at half the delay) ->
+        applied and ``complete`` (at the full delay). A no-op when nothing is pending."""
+        if not self._pending_imports:
+            return
+        with self.lock:
+            now = self.now()
+            for job_id in list(self._pending_imports):
+                job = self.jobs.get(job_id)
+                if job is None or job.due_at is None:
+                    self._pending_imports.pop(job_id, None)
+                    continue
+                halfway = job.created_at + (job.due_at - job.created_at) / 2
+                if now >= job.due_at:
+                    profiles, list_ids = self._pending_imports.pop(job_id)
+                    job.started_at = job.started_at or halfway
+                    self._apply_import(job, profiles, list_ids, now)
+                    job.status = "complete"
+                    job.completed_at = now
+                elif now >= halfway and job.status == "queued":
+                    job.status = "processing"
+                    job.started_at = now
+
     def get_job(self, job_id: str) -> Optional[JobRecord]:
+        self.process_due_jobs()
         with self.lock:
             return self.jobs.get(job_id)
 
@@ -587,6 +685,7 @@ class EmulatorStore:
     # -------------------------------------------------------------- dumping
     def snapshot(self, include_bodies: bool = False) -> dict[str, Any]:
         """A JSON-ready copy of the whole state (served by ``/__emulator__/state``)."""
+        self.process_due_jobs()
         with self.lock:
             return {
                 "profiles": [
@@ -621,6 +720,7 @@ class EmulatorStore:
         request, in arrival order (``items``: profiles of an accepted bulk job, ids of an accepted
         list-relationship edit, else null).
         """
+        self.process_due_jobs()
         with self.lock:
             status_counts: dict[str, int] = {}
             for r in self.requests:
