@@ -56,6 +56,7 @@ KLAVIYO_RATE_LIMITS: tuple[tuple[str, str, Limit], ...] = (
     ("GET", "/api/lists/*/relationships/profiles", Limit("get_profile_ids_for_list", 75, 750)),
     ("GET", "/api/lists/*/profiles", Limit("get_profiles_for_list", 75, 750)),
     ("GET", "/api/profiles", Limit("get_profiles", 75, 750)),
+    ("POST", "/api/event-bulk-create-jobs", Limit("bulk_create_events", 10, 150)),
     # "Rate limits when using the `additional-fields[profile]=predictive_analytics` parameter":
     # separate, smaller windows (method suffixed with the variant, see limit_for).
     ("GET+predictive_analytics", "/api/profiles", Limit("get_profiles+predictive_analytics", 10, 150)),

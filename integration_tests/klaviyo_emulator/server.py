@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from . import filters
 from .errors import ApiError
+from .handlers_bulk import BulkWritesMixin
 from .handlers_profiles import ProfileReadsMixin
 from .ratelimit import KLAVIYO_RATE_LIMITS, RateLimiter
 from .store import (
@@ -48,6 +49,19 @@ JSONAPI = "application/vnd.api+json"
 _REVISION_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(\.[A-Za-z0-9_-]+)?$")
 _DRAIN_LIMIT = 64 * 1024 * 1024  # above this we stop reading and close the socket
 _ACCOUNT_ID = "EmUl8r"
+# POST bodies kept in the request log (parsed before faults and validation, so rejected and
+# faulted requests are visible too): the bulk and consent endpoints.
+_LOGGED_BODY_PATHS = frozenset(
+    {
+        "/api/profile-bulk-import-jobs",
+        "/api/event-bulk-create-jobs",
+        "/api/profile-subscription-bulk-create-jobs",
+        "/api/profile-subscription-bulk-delete-jobs",
+        "/api/profile-suppression-bulk-create-jobs",
+        "/api/profile-suppression-bulk-delete-jobs",
+        "/api/data-privacy-deletion-jobs",
+    }
+)
 
 Response = tuple[int, Optional[dict[str, Any]], dict[str, str]]
 
@@ -100,7 +114,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class KlaviyoHandler(ProfileReadsMixin, BaseHTTPRequestHandler):
+class KlaviyoHandler(ProfileReadsMixin, BulkWritesMixin, BaseHTTPRequestHandler):
     """Request handler; one instance per request, many threads at once."""
 
     server: EmulatorHTTPServer
@@ -287,7 +301,7 @@ class KlaviyoHandler(ProfileReadsMixin, BaseHTTPRequestHandler):
             body_size = len(body)
             self._authenticate()
             self._check_revision()
-            if method == "POST" and path == "/api/profile-bulk-import-jobs" and body:
+            if method == "POST" and path in _LOGGED_BODY_PATHS and body:
                 # Parsed before faults/validation so even rejected or faulted
                 # bulk requests are visible to tests in the request log.
                 try:
@@ -385,6 +399,7 @@ class KlaviyoHandler(ProfileReadsMixin, BaseHTTPRequestHandler):
             (["lists", "*"], {"GET": self._get_list}),
             (["lists", "*", "profiles"], {"GET": self._get_list_member_profiles}),
             (["profiles"], {"GET": self._get_profiles}),
+            (["event-bulk-create-jobs"], {"POST": self._post_event_bulk_create}),
             (
                 ["lists", "*", "relationships", "profiles"],
                 {

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from .errors import ApiError
 from .ratelimit import RateLimiter
+from .store_events import EventsMixin
 
 DEFAULT_LIST_CREATE_DAILY_LIMIT = 150
 MAX_BULK_PROFILES = 10_000
@@ -32,6 +33,8 @@ MAX_LIST_RELATIONSHIP_ITEMS = 1_000
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LIST_ID_ALPHABET = string.ascii_letters + string.digits
 _ID_ATTRS = ("email", "phone_number", "external_id")
+# Indexed for lookups; bulk import matches on _ID_ATTRS only, events also on anonymous_id and _kx.
+_INDEX_ATTRS = _ID_ATTRS + ("anonymous_id", "_kx")
 
 
 _RFC4648_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
@@ -83,7 +86,7 @@ class RequestRecord:
     status: int
     body_size: int
     timestamp: float
-    json_body: Any = None  # parsed body, kept for bulk import job requests
+    json_body: Any = None  # parsed body, kept for the bulk and consent POST endpoints
     items: Optional[int] = None  # profiles in an accepted bulk job / ids in a list-relationship edit
 
     def to_dict(self, include_body: bool = False) -> dict[str, Any]:
@@ -204,8 +207,8 @@ class Fault:
         }
 
 
-class EmulatorStore:
-    """Profiles, lists, memberships, jobs, request log and pending faults."""
+class EmulatorStore(EventsMixin):
+    """Profiles, lists, memberships, jobs, events, consent, request log and pending faults."""
 
     def __init__(
         self,
@@ -248,7 +251,8 @@ class EmulatorStore:
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
         self.list_creations: dict[str, int] = {}
-        self._index: dict[str, dict[str, str]] = {k: {} for k in _ID_ATTRS}
+        self._index: dict[str, dict[str, str]] = {k: {} for k in _INDEX_ATTRS}
+        self._init_events_state()
         # Consent (see README "Consent"): profile id -> channel ("email.marketing", "sms.marketing",
         # ...) -> {consent, consent_timestamp, last_updated, created_timestamp, method, method_detail,
         # custom_method_detail, double_optin, phone_number}; a missing channel is NEVER_SUBSCRIBED.
@@ -352,10 +356,12 @@ class EmulatorStore:
     def profile_by_email(self, email: str) -> Optional[dict[str, Any]]:
         return self.find_profile(email=email)
 
-    def _match(self, profile_id: Optional[str], attrs: dict[str, Any]) -> Optional[str]:
+    def _match(
+        self, profile_id: Optional[str], attrs: dict[str, Any], keys: tuple[str, ...] = _ID_ATTRS
+    ) -> Optional[str]:
         if profile_id and profile_id in self.profiles:
             return profile_id
-        for key in _ID_ATTRS:
+        for key in keys:
             value = attrs.get(key)
             if isinstance(value, str) and value:
                 pid = self._index[key].get(value)
@@ -364,7 +370,7 @@ class EmulatorStore:
         return None
 
     def _reindex(self, pid: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-        for key in _ID_ATTRS:
+        for key in _INDEX_ATTRS:
             before, after = old.get(key), new.get(key)
             if before == after:
                 continue
@@ -385,17 +391,23 @@ class EmulatorStore:
         return merged
 
     def upsert_profile(
-        self, attributes: dict[str, Any], profile_id: Optional[str] = None, *, now: Optional[datetime] = None
+        self,
+        attributes: dict[str, Any],
+        profile_id: Optional[str] = None,
+        *,
+        now: Optional[datetime] = None,
+        match_keys: tuple[str, ...] = _ID_ATTRS,
     ) -> tuple[str, bool]:
         """Create or update one profile; returns ``(id, created)``.
 
-        Matching order: resource id, then email, phone_number, external_id.
+        Matching order: resource id, then email, phone_number, external_id (then, for events,
+        anonymous_id and _kx: ``match_keys``).
         """
         if self.identifiers_only:
-            attributes = {k: attributes[k] for k in _ID_ATTRS if k in attributes}
+            attributes = {k: attributes[k] for k in _INDEX_ATTRS if k in attributes}
         with self.lock:
             now = now or self.now()
-            pid = self._match(profile_id, attributes)
+            pid = self._match(profile_id, attributes, match_keys)
             if pid is None:
                 pid = new_ulid(now)
                 while pid in self.profiles:
@@ -545,6 +557,13 @@ class EmulatorStore:
                 for r in self.requests
                 if r.json_body is not None and r.method == "POST" and r.path == "/api/profile-bulk-import-jobs"
             ]
+
+    def request_bodies(self, path: str, method: str = "POST") -> list[Any]:
+        """Parsed bodies of every request to ``path`` (accepted, rejected or faulted), in arrival
+        order. Kept for the bulk and consent endpoints (not in lean mode)."""
+        path = path.rstrip("/") or "/"
+        with self.lock:
+            return [r.json_body for r in self.requests if r.json_body is not None and r.method == method and r.path == path]
 
     def sent_profiles(self) -> list[Any]:
         """Every profile object the client put in any bulk import request body."""
@@ -710,6 +729,7 @@ class EmulatorStore:
                 "list_create_daily_limit": self.list_create_daily_limit,
                 "throttled": self.rate_limiter.throttled_total() if self.rate_limiter else 0,
                 "rate_limits": self.rate_limiter.snapshot() if self.rate_limiter else None,
+                **self._events_snapshot(),
                 "generated_at": time.time(),
             }
 
@@ -730,6 +750,8 @@ class EmulatorStore:
                 "profiles": len(self.profiles),
                 "lists": len(self.lists),
                 "jobs": len(self.jobs),
+                "events": len(self.event_records),
+                "metrics": len(self.metrics),
                 "memberships": {lid: len(members) for lid, members in self.memberships.items()},
                 "requests": len(self.requests),
                 "request_counts": self.request_counts(),
