@@ -3,7 +3,10 @@
 Order: the configured stream's `destination_object_name` (Airbyte data activation), then the
 config's `streams` entry, then the stream's own name when it is a surface name, then
 `default_surface`. A stream nothing maps, or a sync mode its surface cannot honour, is a
-config_error naming the stream and the fix.
+config_error naming the stream and the fix. A surface with per-stream options (events: the metric,
+time column, ...) checks them here too (`SurfaceSpec.prepare`), so a missing option also fails
+before any request; the route keeps what it prepared (`plan`), with the stream's primary key and
+cursor from the configured catalog.
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
@@ -11,12 +14,12 @@ Records and stream statuses find their route by one rule (`Routes.find`): the ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode
 
-from destination_klaviyo.config import KlaviyoConfig
+from destination_klaviyo.config import KlaviyoConfig, StreamMapping
 from destination_klaviyo.errors import config_error
 from destination_klaviyo.state import StreamKey
 from destination_klaviyo.surfaces import SURFACES, Surface, SurfaceSpec, surface_names
@@ -32,6 +35,10 @@ class StreamRoute:
     sync_mode: DestinationSyncMode
     default_target: Optional[str]
     how: str  # which rule mapped it, for logs
+    options: Optional[StreamMapping] = None  # the stream's `streams` entry, if any
+    primary_key: tuple[tuple[str, ...], ...] = ()  # paths into the record, from the configured catalog
+    cursor_field: tuple[str, ...] = ()  # path into the record, from the configured catalog
+    plan: Any = None  # the surface's `prepare(route)`: what its sink needs per stream
 
     @property
     def surface(self) -> Surface:
@@ -66,6 +73,8 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
             f"object for it in the connection. Surfaces: {', '.join(surface_names())}."
         )
     spec = SURFACES[surface]
+    # The connection's choice first, then what the source declares.
+    primary_key = configured.primary_key or configured.stream.source_defined_primary_key or []
     mode = configured.destination_sync_mode
     if mode not in spec.modes:
         allowed = ", ".join(m.value for m in spec.modes)
@@ -73,14 +82,18 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
             f"Stream '{name}' uses destination sync mode '{mode.value}', which the '{surface.value}' surface "
             f"cannot honour. Choose one of: {allowed}."
         )
-    return StreamRoute(
+    route = StreamRoute(
         key=(configured.stream.namespace, name),
         name=name,
         spec=spec,
         sync_mode=mode,
         default_target=mapping.target if mapping else None,
         how=how,
+        options=mapping,
+        primary_key=tuple(tuple(path) for path in primary_key if path),
+        cursor_field=tuple(configured.cursor_field or configured.stream.default_cursor_field or ()),
     )
+    return replace(route, plan=spec.prepare(route)) if spec.prepare is not None else route
 
 
 class Routes:
