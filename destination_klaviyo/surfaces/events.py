@@ -4,9 +4,10 @@ Klaviyo's Bulk Create Events (spec: `bulk_create_events`, `POST /api/event-bulk-
 scope `events:write`) takes up to 1,000 events and 5 MB per request, 100 KB per string and 400
 properties per event, and answers 202 with no body. Its body groups events by profile; we send one
 profile group per row, so an item of the batch is exactly one row (a 400 pointing at item i blames
-row i) and the body stays byte-exact. That costs about 90 bytes per event over grouping a
-profile's events together, under 1 % of a 5 MB request for rows over 9 KB and no request at all
-for smaller ones: 1,000 events, not 5 MB, is what fills a request.
+row i) and the body stays byte-exact. Against grouping a person's events together that costs 84
+bytes of group envelope per event, plus the profile once per event rather than once per person:
+at most ~200 KB of a request's 1,000 events, which only matters when events average over ~4.8 KB
+(below that, 1,000 events fill a request before 5 MB do).
 
 A row: the identifier columns and the profile attribute columns describe the person (as on
 `profiles`); every other column is an event property; the stream's options (its `streams` entry)
