@@ -50,7 +50,8 @@ class StreamMapping(BaseModel):
         given = [name for name in EVENT_OPTIONS if getattr(self, name) not in (None, False)]
         if given and self.surface is not Surface.EVENTS:
             raise ValueError(
-                f"{', '.join(given)} apply only to surface 'events' (stream '{self.stream}' maps to '{self.surface.value}')"
+                f"{', '.join(given)} apply only to surface 'events' "
+                f"(stream '{self.stream}' maps to '{self.surface.value}')"
             )
         if self.metric is not None and self.metric_field is not None:
             raise ValueError(f"stream '{self.stream}': set either metric or metric_field, not both")

@@ -325,9 +325,8 @@ class FakeClient:
         if self.fail is not None:
             status, pointer = self.fail
             self.fail = None
-            raise KlaviyoApiError(
-                "POST", "/api/event-bulk-create-jobs", status, [ApiErrorItem("e", str(status), "invalid", "Invalid", "bad 'x'", pointer)]
-            )
+            error = ApiErrorItem("e", str(status), "invalid", "Invalid", "bad 'x'", pointer)
+            raise KlaviyoApiError("POST", "/api/event-bulk-create-jobs", status, [error])
         self.bodies.append(orjson.loads(body))
         assert len(body) <= MAX_EVENT_BODY_BYTES
 
@@ -345,7 +344,8 @@ def feed(sink, rows):
 
 
 def events_of(body):
-    return [g["attributes"]["events"]["data"][0]["attributes"] for g in body["data"]["attributes"]["events-bulk-create"]["data"]]
+    groups = body["data"]["attributes"]["events-bulk-create"]["data"]
+    return [g["attributes"]["events"]["data"][0]["attributes"] for g in groups]
 
 
 def test_at_most_1000_events_per_request_and_nothing_lost():

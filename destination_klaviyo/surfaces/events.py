@@ -256,7 +256,9 @@ def _unique_id_column(data: Mapping[str, Any], column: str) -> Union[str, Reject
     return Rejection("invalid_value", f"column '{column}' must be a string or a number (the event's unique id)")
 
 
-def render_event(data: Mapping[str, Any], plan: EventPlan, now: Optional[datetime] = None) -> Union[RenderedEvent, Rejection]:
+def render_event(
+    data: Mapping[str, Any], plan: EventPlan, now: Optional[datetime] = None
+) -> Union[RenderedEvent, Rejection]:
     """Render one row as an `event-bulk-create` item: its profile and its one event."""
     found = identifiers(data, accept_profile_id=False)
     if isinstance(found, Rejection):
@@ -323,7 +325,8 @@ def render_event(data: Mapping[str, Any], plan: EventPlan, now: Optional[datetim
         if column is not None:
             return Rejection(
                 "string_too_large",
-                f"column '{column}' holds a string over {MAX_STRING_BYTES:,} bytes; Klaviyo accepts at most 100 KB per string",
+                f"column '{column}' holds a string over {MAX_STRING_BYTES:,} bytes; "
+                "Klaviyo accepts at most 100 KB per string",
             )
     return RenderedEvent(item, (metric, unique_id))
 
@@ -368,7 +371,7 @@ class EventSink(Sink):
     def _send(self, body: bytes) -> str:
         assert self.context.client is not None
         self.context.client.create_event_bulk_job(body)
-        return "an event bulk create job (202, Klaviyo gives it no id)"
+        return "a Bulk Create Events request"  # 202 with no body: Klaviyo gives it no id
 
 
 # -- check ---------------------------------------------------------------------------------------
