@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from .errors import ApiError
 from .ratelimit import RateLimiter
+from .store_consent import ConsentMixin
 from .store_events import EventsMixin
 
 DEFAULT_LIST_CREATE_DAILY_LIMIT = 150
@@ -207,7 +208,7 @@ class Fault:
         }
 
 
-class EmulatorStore(EventsMixin):
+class EmulatorStore(EventsMixin, ConsentMixin):
     """Profiles, lists, memberships, jobs, events, consent, request log and pending faults."""
 
     def __init__(
@@ -226,6 +227,11 @@ class EmulatorStore(EventsMixin):
         # 0 (default): a bulk import is applied before its 202 answer. X > 0: the job stays
         # ``queued`` for X/2 seconds, ``processing`` until X, and is applied (``complete``) at X.
         self.job_processing_seconds = float(job_processing_seconds)
+        # The account-level default opt-in setting: used by Bulk Subscribe without a list ("If a
+        # list is not provided, the opt-in process used will be determined by the account-level
+        # default opt-in setting") and by Create List without opt_in_process ("If not provided,
+        # uses account default"). Klaviyo's own default is not in the spec; the emulator's is single.
+        self.account_opt_in_process = "single_opt_in"
         self.list_create_daily_limit = list_create_daily_limit
         # False (benchmarks): request bodies are parsed and applied but not kept in the request log
         # or the job records, so a multi-million-row run does not hold every body in memory.
@@ -253,6 +259,7 @@ class EmulatorStore(EventsMixin):
         self.list_creations: dict[str, int] = {}
         self._index: dict[str, dict[str, str]] = {k: {} for k in _INDEX_ATTRS}
         self._init_events_state()
+        self._init_consent_state()
         # Consent (see README "Consent"): profile id -> channel ("email.marketing", "sms.marketing",
         # ...) -> {consent, consent_timestamp, last_updated, created_timestamp, method, method_detail,
         # custom_method_detail, double_optin, phone_number}; a missing channel is NEVER_SUBSCRIBED.
@@ -311,7 +318,7 @@ class EmulatorStore(EventsMixin):
             record = {
                 "id": list_id,
                 "name": name,
-                "opt_in_process": opt_in_process or "single_opt_in",
+                "opt_in_process": opt_in_process or self.account_opt_in_process,
                 "created": now,
                 "updated": now,
             }
@@ -730,6 +737,7 @@ class EmulatorStore(EventsMixin):
                 "throttled": self.rate_limiter.throttled_total() if self.rate_limiter else 0,
                 "rate_limits": self.rate_limiter.snapshot() if self.rate_limiter else None,
                 **self._events_snapshot(),
+                **self._consent_snapshot(),
                 "generated_at": time.time(),
             }
 
@@ -752,6 +760,8 @@ class EmulatorStore(EventsMixin):
                 "jobs": len(self.jobs),
                 "events": len(self.event_records),
                 "metrics": len(self.metrics),
+                "global_unsubscribes": len(self.global_unsubscribes),
+                "deletions": len(self.deletions),
                 "memberships": {lid: len(members) for lid, members in self.memberships.items()},
                 "requests": len(self.requests),
                 "request_counts": self.request_counts(),
