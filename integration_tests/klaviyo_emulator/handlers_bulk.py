@@ -9,7 +9,7 @@ from . import filters
 from .errors import ApiError
 from .store import iso
 from .validation import parse_json_body
-from .validation_consent import validate_subscribe, validate_suppression, validate_unsubscribe
+from .validation_consent import validate_deletion, validate_subscribe, validate_suppression, validate_unsubscribe
 from .validation_events import validate_bulk_events
 
 SUPPRESS_PATH = "/api/profile-suppression-bulk-create-jobs"
@@ -134,3 +134,10 @@ class BulkWritesMixin:
 
     def _get_unsuppress_job(self, job_id: str, *, params: dict[str, str], body: bytes, query: str) -> "Response":
         return self._get_suppression_job(UNSUPPRESS_PATH, UNSUPPRESS_JOB, job_id)
+
+    # ---------------------------------------------------------- data privacy
+    def _post_deletion(self, *, params: dict[str, str], body: bytes, query: str) -> "Response":
+        req = validate_deletion(self._json_doc(body))
+        record = self.store.request_deletion(req)  # type: ignore[attr-defined]
+        self._items = len(record["profile_ids"])  # type: ignore[attr-defined]
+        return 202, None, {}  # spec: 202 "Success", no body

@@ -65,6 +65,7 @@ KLAVIYO_RATE_LIMITS: tuple[tuple[str, str, Limit], ...] = (
     ("POST", "/api/profile-suppression-bulk-delete-jobs", Limit("bulk_unsuppress_profiles", 75, 750)),
     ("GET", "/api/profile-suppression-bulk-delete-jobs", Limit("get_bulk_unsuppress_profiles_jobs", 75, 750)),
     ("GET", "/api/profile-suppression-bulk-delete-jobs/*", Limit("get_bulk_unsuppress_profiles_job", 75, 750)),
+    ("POST", "/api/data-privacy-deletion-jobs", Limit("request_profile_deletion", 3, 60)),
     # "Rate limits when using the `additional-fields[profile]=predictive_analytics` parameter":
     # separate, smaller windows (method suffixed with the variant, see limit_for).
     ("GET+predictive_analytics", "/api/profiles", Limit("get_profiles+predictive_analytics", 10, 150)),

@@ -406,6 +406,7 @@ class KlaviyoHandler(ProfileReadsMixin, BulkWritesMixin, BaseHTTPRequestHandler)
             (["profile-suppression-bulk-create-jobs", "*"], {"GET": self._get_suppress_job}),
             (["profile-suppression-bulk-delete-jobs"], {"GET": self._get_unsuppress_jobs, "POST": self._post_unsuppress}),
             (["profile-suppression-bulk-delete-jobs", "*"], {"GET": self._get_unsuppress_job}),
+            (["data-privacy-deletion-jobs"], {"POST": self._post_deletion}),
             (
                 ["lists", "*", "relationships", "profiles"],
                 {
