@@ -87,7 +87,9 @@ def sub_body(
     return {"data": data}
 
 
-def unsub_profile(email: Optional[str] = None, phone: Optional[str] = None, channels: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def unsub_profile(
+    email: Optional[str] = None, phone: Optional[str] = None, channels: Optional[dict[str, Any]] = None
+) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     if email:
         attrs["email"] = email
@@ -98,14 +100,22 @@ def unsub_profile(email: Optional[str] = None, phone: Optional[str] = None, chan
 
 
 def unsub_body(profiles: list[dict[str, Any]], list_id: Optional[str] = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": "profile-subscription-bulk-delete-job", "attributes": {"profiles": {"data": profiles}}}
+    data: dict[str, Any] = {
+        "type": "profile-subscription-bulk-delete-job",
+        "attributes": {"profiles": {"data": profiles}},
+    }
     if list_id:
         data["relationships"] = {"list": {"data": {"type": "list", "id": list_id}}}
     return {"data": data}
 
 
-def supp_body(emails: Optional[list[str]] = None, list_id: Optional[str] = None, delete: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": "profile-suppression-bulk-delete-job" if delete else "profile-suppression-bulk-create-job", "attributes": {}}
+def supp_body(
+    emails: Optional[list[str]] = None, list_id: Optional[str] = None, delete: bool = False
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": "profile-suppression-bulk-delete-job" if delete else "profile-suppression-bulk-create-job",
+        "attributes": {},
+    }
     if emails is not None:
         data["attributes"]["profiles"] = {"data": [{"type": "profile", "attributes": {"email": e}} for e in emails]}
     if list_id:
@@ -161,7 +171,13 @@ def test_subscribe_sms_and_other_channels(emu: EmulatorServer, http: requests.Se
     assert r.status_code == 202, r.text
     pid = pid_of(emu, "a@x.com")
     assert emu.store.profiles[pid]["attributes"]["phone_number"] == "+15005550006"
-    for ch in ("sms.marketing", "sms.transactional", "whatsapp.marketing", "mobile_push.marketing", "email.open_tracking"):
+    for ch in (
+        "sms.marketing",
+        "sms.transactional",
+        "whatsapp.marketing",
+        "mobile_push.marketing",
+        "email.open_tracking",
+    ):
         assert emu.store.channel_consent(pid, ch) == "SUBSCRIBED"
     assert emu.store.channel_consent(pid, "whatsapp.transactional") == "NEVER_SUBSCRIBED"
     subs = subscriptions(http, emu, "a@x.com")
@@ -191,7 +207,9 @@ def test_double_opt_in_list_leaves_the_profile_pending(emu: EmulatorServer, http
     assert emu.store.opt_in_confirmations[0]["status"] == "confirmed"
 
 
-def test_double_opt_in_does_not_hold_back_sms_or_historical_imports(emu: EmulatorServer, http: requests.Session) -> None:
+def test_double_opt_in_does_not_hold_back_sms_or_historical_imports(
+    emu: EmulatorServer, http: requests.Session
+) -> None:
     lid = create_list(http, emu, "DOI", "double_opt_in")
     channels = {"email": {"marketing": {"consent": "SUBSCRIBED"}}, "sms": {"marketing": {"consent": "SUBSCRIBED"}}}
     http.post(emu.url + SUB, json=sub_body([sub_profile("s@x.com", "+15005550001", channels)], lid))
@@ -231,15 +249,24 @@ def test_subscribe_without_list_uses_the_account_default(emu: EmulatorServer, ht
     ],
 )
 def test_historical_import_and_consented_at_rules(
-    emu: EmulatorServer, http: requests.Session, historical: Optional[bool], consented_at: Optional[str], pointer_suffix: str
+    emu: EmulatorServer,
+    http: requests.Session,
+    historical: Optional[bool],
+    consented_at: Optional[str],
+    pointer_suffix: str,
 ) -> None:
     params: dict[str, Any] = {"consent": "SUBSCRIBED"}
     if consented_at is not None:
         params["consented_at"] = consented_at
-    channels = {"sms": {"marketing": {"consent": "SUBSCRIBED", "consented_at": "2020-01-01T00:00:00Z"}}, "email": {"marketing": params}}
+    channels = {
+        "sms": {"marketing": {"consent": "SUBSCRIBED", "consented_at": "2020-01-01T00:00:00Z"}},
+        "email": {"marketing": params},
+    }
     if not historical:
         channels["sms"]["marketing"].pop("consented_at")
-    r = http.post(emu.url + SUB, json=sub_body([sub_profile("a@x.com", "+15005550006", channels)], historical=historical))
+    r = http.post(
+        emu.url + SUB, json=sub_body([sub_profile("a@x.com", "+15005550006", channels)], historical=historical)
+    )
     assert r.status_code == 400, r.text
     assert error_of(r)["source"]["pointer"] == f"{P0}/attributes/subscriptions/email/marketing/{pointer_suffix}"
     assert emu.store.profiles == {}
@@ -322,21 +349,51 @@ _PA = "data/attributes/profiles/data/0/attributes"
         (f"{_PA}/subscriptions", {}, f"{P0}/attributes/subscriptions"),
         (f"{_PA}/subscriptions/fax", {"marketing": {"consent": "SUBSCRIBED"}}, f"{P0}/attributes/subscriptions/fax"),
         (f"{_PA}/subscriptions/email", {}, f"{P0}/attributes/subscriptions/email"),
-        (f"{_PA}/subscriptions/email/marketing/consent", "UNSUBSCRIBED", f"{P0}/attributes/subscriptions/email/marketing/consent"),
-        (f"{_PA}/subscriptions/email/marketing/consent", _DELETE, f"{P0}/attributes/subscriptions/email/marketing/consent"),
-        (f"{_PA}/subscriptions/email/transactional", {"consent": "SUBSCRIBED"}, f"{P0}/attributes/subscriptions/email/transactional"),
-        (f"{_PA}/subscriptions/email/open_tracking", {"consent": "SUBSCRIBED", "consented_at": "2020-01-01T00:00:00Z"}, f"{P0}/attributes/subscriptions/email/open_tracking/consented_at"),
-        (f"{_PA}/subscriptions/whatsapp", {"conversational": {"consent": "SUBSCRIBED"}}, f"{P0}/attributes/subscriptions/whatsapp/conversational"),
+        (
+            f"{_PA}/subscriptions/email/marketing/consent",
+            "UNSUBSCRIBED",
+            f"{P0}/attributes/subscriptions/email/marketing/consent",
+        ),
+        (
+            f"{_PA}/subscriptions/email/marketing/consent",
+            _DELETE,
+            f"{P0}/attributes/subscriptions/email/marketing/consent",
+        ),
+        (
+            f"{_PA}/subscriptions/email/transactional",
+            {"consent": "SUBSCRIBED"},
+            f"{P0}/attributes/subscriptions/email/transactional",
+        ),
+        (
+            f"{_PA}/subscriptions/email/open_tracking",
+            {"consent": "SUBSCRIBED", "consented_at": "2020-01-01T00:00:00Z"},
+            f"{P0}/attributes/subscriptions/email/open_tracking/consented_at",
+        ),
+        (
+            f"{_PA}/subscriptions/whatsapp",
+            {"conversational": {"consent": "SUBSCRIBED"}},
+            f"{P0}/attributes/subscriptions/whatsapp/conversational",
+        ),
         (f"{_PA}/subscriptions/push", {"tokens": []}, f"{P0}/attributes/subscriptions/push/marketing"),
-        (f"{_PA}/subscriptions/push", {"marketing": {"consent": "SUBSCRIBED"}, "tokens": [{"token": "t", "platform": "web", "vendor": "fcm"}]}, f"{P0}/attributes/subscriptions/push/tokens/0/platform"),
-        (f"{_PA}/subscriptions/push", {"marketing": {"consent": "SUBSCRIBED"}, "tokens": [{"platform": "ios", "vendor": "apns"}]}, f"{P0}/attributes/subscriptions/push/tokens/0/token"),
+        (
+            f"{_PA}/subscriptions/push",
+            {"marketing": {"consent": "SUBSCRIBED"}, "tokens": [{"token": "t", "platform": "web", "vendor": "fcm"}]},
+            f"{P0}/attributes/subscriptions/push/tokens/0/platform",
+        ),
+        (
+            f"{_PA}/subscriptions/push",
+            {"marketing": {"consent": "SUBSCRIBED"}, "tokens": [{"platform": "ios", "vendor": "apns"}]},
+            f"{P0}/attributes/subscriptions/push/tokens/0/token",
+        ),
         (f"{_PA}/email", _DELETE, f"{P0}/attributes/email"),  # email channel without an email
         ("data/relationships/list/data/type", "segment", "/data/relationships/list/data/type"),
         ("data/relationships/list/data/id", "", "/data/relationships/list/data/id"),
         ("data/relationships/lists", {}, "/data/relationships/lists"),
     ],
 )
-def test_subscribe_shape_validation(emu: EmulatorServer, http: requests.Session, path: str, value: Any, pointer: str) -> None:
+def test_subscribe_shape_validation(
+    emu: EmulatorServer, http: requests.Session, path: str, value: Any, pointer: str
+) -> None:
     r = http.post(emu.url + SUB, json=_set(_SUB, path, value))
     assert r.status_code == 400, r.text
     assert error_of(r)["source"]["pointer"] == pointer
@@ -363,7 +420,10 @@ def test_unsubscribe_with_list_member_only_leaves_that_list(emu: EmulatorServer,
     assert info["list_unsubscribes"][0]["list_id"] == lid and info["suppressions"] == []
     em = subscriptions(http, emu, "m@x.com")["email"]["marketing"]
     assert em["list_suppressions"][0]["list_id"] == lid and em["can_receive_email_marketing"] is True
-    r = http.get(emu.url + "/api/profiles", params={"filter": f'equals(subscriptions.email.marketing.list_suppressions.list_id,"{lid}")'})
+    r = http.get(
+        emu.url + "/api/profiles",
+        params={"filter": f'equals(subscriptions.email.marketing.list_suppressions.list_id,"{lid}")'},
+    )
     assert [p["id"] for p in r.json()["data"]] == [pid]
     # subscribing to the list again lifts the list-level suppression
     http.post(emu.url + SUB, json=sub_body([sub_profile("m@x.com")], lid))
@@ -398,7 +458,10 @@ def test_unsubscribe_without_list_is_global(emu: EmulatorServer, http: requests.
     http.post(emu.url + SUB, json=sub_body([sub_profile("g@x.com", "+15005550009", channels)]))
     pid = pid_of(emu, "g@x.com")
     un = {"sms": {"marketing": {"consent": "UNSUBSCRIBED"}}}
-    assert http.post(emu.url + UNSUB, json=unsub_body([unsub_profile(phone="+15005550009", channels=un)])).status_code == 202
+    assert (
+        http.post(emu.url + UNSUB, json=unsub_body([unsub_profile(phone="+15005550009", channels=un)])).status_code
+        == 202
+    )
     assert emu.store.channel_consent(pid, "sms.marketing") == "UNSUBSCRIBED"
     assert emu.store.channel_consent(pid) == "SUBSCRIBED"  # only the channels named change
     assert emu.store.consent_of(pid)["suppressions"] == []  # suppressions are email-only
@@ -411,13 +474,31 @@ def test_unsubscribe_limits_and_validation(emu: EmulatorServer, http: requests.S
     r = http.post(emu.url + UNSUB, json=unsub_body(profiles + [unsub_profile("x@x.com")]))
     assert r.status_code == 400 and error_of(r)["source"]["pointer"] == "/data/attributes/profiles/data"
     cases = [
-        (unsub_profile("a@x.com", channels={"email": {"marketing": {"consent": "SUBSCRIBED"}}}), f"{P0}/attributes/subscriptions/email/marketing/consent"),
+        (
+            unsub_profile("a@x.com", channels={"email": {"marketing": {"consent": "SUBSCRIBED"}}}),
+            f"{P0}/attributes/subscriptions/email/marketing/consent",
+        ),
         (unsub_profile(channels={"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}), f"{P0}/attributes/email"),
-        (unsub_profile("a@x.com", channels={"sms": {"marketing": {"consent": "UNSUBSCRIBED"}}}), f"{P0}/attributes/phone_number"),
-        (unsub_profile("a@x.com", "+44 20", {"sms": {"marketing": {"consent": "UNSUBSCRIBED"}}}), f"{P0}/attributes/phone_number"),
-        (unsub_profile("a@x.com", channels={"push": {"marketing": {"consent": "UNSUBSCRIBED"}}}), f"{P0}/attributes/subscriptions/push/tokens"),
+        (
+            unsub_profile("a@x.com", channels={"sms": {"marketing": {"consent": "UNSUBSCRIBED"}}}),
+            f"{P0}/attributes/phone_number",
+        ),
+        (
+            unsub_profile("a@x.com", "+44 20", {"sms": {"marketing": {"consent": "UNSUBSCRIBED"}}}),
+            f"{P0}/attributes/phone_number",
+        ),
+        (
+            unsub_profile("a@x.com", channels={"push": {"marketing": {"consent": "UNSUBSCRIBED"}}}),
+            f"{P0}/attributes/subscriptions/push/tokens",
+        ),
         ({**unsub_profile("a@x.com"), "id": "01X"}, f"{P0}/id"),  # the unsubscribe schema has no profile id
-        (unsub_profile("a@x.com", channels={"email": {"marketing": {"consent": "UNSUBSCRIBED", "consented_at": "2020-01-01T00:00:00Z"}}}), f"{P0}/attributes/subscriptions/email/marketing/consented_at"),
+        (
+            unsub_profile(
+                "a@x.com",
+                channels={"email": {"marketing": {"consent": "UNSUBSCRIBED", "consented_at": "2020-01-01T00:00:00Z"}}},
+            ),
+            f"{P0}/attributes/subscriptions/email/marketing/consented_at",
+        ),
     ]
     for prof, pointer in cases:
         r = http.post(emu.url + UNSUB, json=unsub_body([prof]))
@@ -438,7 +519,10 @@ def test_unsubscribe_whatsapp_conversational_and_push_tokens(emu: EmulatorServer
     assert http.post(emu.url + UNSUB, json=unsub_body([unsub_profile(channels=push_only)])).status_code == 202
     assert emu.store.consent_of(pid)["push_tokens"] == []
     wa = {"whatsapp": {"conversational": {"consent": "UNSUBSCRIBED"}}}
-    assert http.post(emu.url + UNSUB, json=unsub_body([unsub_profile(phone="+15005550002", channels=wa)])).status_code == 202
+    assert (
+        http.post(emu.url + UNSUB, json=unsub_body([unsub_profile(phone="+15005550002", channels=wa)])).status_code
+        == 202
+    )
     wid = emu.store.find_profile(phone_number="+15005550002")["id"]
     assert emu.store.channel_consent(wid, "whatsapp.conversational") == "UNSUBSCRIBED"
 
@@ -477,7 +561,9 @@ def test_suppress_creates_and_suppresses_then_unsuppress_lifts_only_user_suppres
 def test_suppress_by_list_and_source_rules(emu: EmulatorServer, http: requests.Session) -> None:
     lid = create_list(http, emu, "S")
     http.post(emu.url + SUB, json=sub_body([sub_profile("a@x.com"), sub_profile("b@x.com")], lid))
-    http.post(f"{emu.url}/api/lists/{lid}/relationships/profiles", json={"data": [{"type": "profile", "id": "01GHOST"}]})
+    http.post(
+        f"{emu.url}/api/lists/{lid}/relationships/profiles", json={"data": [{"type": "profile", "id": "01GHOST"}]}
+    )
     r = http.post(emu.url + SUPP, json=supp_body(list_id=lid))
     assert r.status_code == 202
     assert r.json()["data"]["relationships"]["lists"]["data"] == [{"type": "list", "id": lid}]
@@ -489,7 +575,13 @@ def test_suppress_by_list_and_source_rules(emu: EmulatorServer, http: requests.S
     neither = supp_body()
     r = http.post(emu.url + SUPP, json=neither)
     assert r.status_code == 400 and error_of(r)["source"]["pointer"] == "/data"
-    seg = {"data": {"type": "profile-suppression-bulk-create-job", "attributes": {}, "relationships": {"segment": {"data": {"type": "segment", "id": "SEG1"}}}}}
+    seg = {
+        "data": {
+            "type": "profile-suppression-bulk-create-job",
+            "attributes": {},
+            "relationships": {"segment": {"data": {"type": "segment", "id": "SEG1"}}},
+        }
+    }
     r = http.post(emu.url + SUPP, json=seg)
     assert r.status_code == 404 and error_of(r)["source"]["pointer"] == "/data/relationships/segment/data/id"
     r = http.post(emu.url + SUPP, json=supp_body(list_id="NOPE"))
@@ -497,7 +589,9 @@ def test_suppress_by_list_and_source_rules(emu: EmulatorServer, http: requests.S
 
 
 @pytest.mark.parametrize("path, delete", [(SUPP, False), (UNSUPP, True)])
-def test_suppression_email_limit_100_and_shape(emu: EmulatorServer, http: requests.Session, path: str, delete: bool) -> None:
+def test_suppression_email_limit_100_and_shape(
+    emu: EmulatorServer, http: requests.Session, path: str, delete: bool
+) -> None:
     emails = [f"e{i}@x.com" for i in range(100)]
     assert http.post(emu.url + path, json=supp_body(emails, delete=delete)).status_code == 202
     r = http.post(emu.url + path, json=supp_body(emails + ["one@x.com"], delete=delete))
@@ -506,7 +600,10 @@ def test_suppression_email_limit_100_and_shape(emu: EmulatorServer, http: reques
     bad["data"]["attributes"]["profiles"]["data"][0]["attributes"] = {"email": ""}
     r = http.post(emu.url + path, json=bad)
     assert r.status_code == 400 and error_of(r)["source"]["pointer"] == f"{P0}/attributes/email"
-    bad["data"]["attributes"]["profiles"]["data"][0]["attributes"] = {"email": "a@x.com", "phone_number": "+15005550006"}
+    bad["data"]["attributes"]["profiles"]["data"][0]["attributes"] = {
+        "email": "a@x.com",
+        "phone_number": "+15005550006",
+    }
     r = http.post(emu.url + path, json=bad)
     assert r.status_code == 400 and error_of(r)["source"]["pointer"] == f"{P0}/attributes/phone_number"
     wrong = supp_body(["a@x.com"], delete=not delete)

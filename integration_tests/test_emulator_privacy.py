@@ -49,7 +49,9 @@ def setup_profile(http: requests.Session, emu: EmulatorServer, email: str, phone
     body = {
         "data": {
             "type": "profile-bulk-import-job",
-            "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": email, "phone_number": phone}}]}},
+            "attributes": {
+                "profiles": {"data": [{"type": "profile", "attributes": {"email": email, "phone_number": phone}}]}
+            },
             "relationships": {"lists": {"data": [{"type": "list", "id": lid}]}},
         }
     }
@@ -62,7 +64,10 @@ def setup_profile(http: requests.Session, emu: EmulatorServer, email: str, phone
                 "data": [
                     {
                         "type": "event",
-                        "attributes": {"properties": {}, "metric": {"data": {"type": "metric", "attributes": {"name": "M"}}}},
+                        "attributes": {
+                            "properties": {},
+                            "metric": {"data": {"type": "metric", "attributes": {"name": "M"}}},
+                        },
                     }
                 ]
             },
@@ -76,7 +81,13 @@ def setup_profile(http: requests.Session, emu: EmulatorServer, email: str, phone
             "attributes": {
                 "profiles": {
                     "data": [
-                        {"type": "profile", "attributes": {"email": email, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}}
+                        {
+                            "type": "profile",
+                            "attributes": {
+                                "email": email,
+                                "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}},
+                            },
+                        }
                     ]
                 }
             },
@@ -91,7 +102,11 @@ def test_deletion_removes_the_profile_everywhere(emu: EmulatorServer, http: requ
     pid, lid = setup_profile(http, emu, "gone@x.com", "+15005550100")
     keep, _ = emu.store.upsert_profile({"email": "stay@x.com"})
     emu.store.add_members(lid, [keep])
-    req = {"email": deletion(email="gone@x.com"), "phone_number": deletion(phone_number="+15005550100"), "id": deletion(pid)}[by]
+    req = {
+        "email": deletion(email="gone@x.com"),
+        "phone_number": deletion(phone_number="+15005550100"),
+        "id": deletion(pid),
+    }[by]
     r = http.post(emu.url + DEL, json=req)
     assert r.status_code == 202 and r.content == b""
     assert pid not in emu.store.profiles and emu.store.profile_by_email("gone@x.com") is None
@@ -109,7 +124,12 @@ def test_deletion_removes_the_profile_everywhere(emu: EmulatorServer, http: requ
     assert record["deleted_events"] == 1 and record["status"] == "complete"
     assert pid not in state["consent"]
     # the same email imported again is a new profile
-    body = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": "gone@x.com"}}]}}}}
+    body = {
+        "data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": "gone@x.com"}}]}},
+        }
+    }
     http.post(emu.url + BULK, json=body)
     assert emu.store.profile_by_email("gone@x.com")["id"] != pid
 
@@ -122,7 +142,9 @@ def test_deleting_an_unknown_identifier_is_accepted_and_recorded(emu: EmulatorSe
 def test_deleting_a_membership_only_id(emu: EmulatorServer, http: requests.Session) -> None:
     r = http.post(emu.url + "/api/lists", json={"data": {"type": "list", "attributes": {"name": "G"}}})
     lid = r.json()["data"]["id"]
-    http.post(f"{emu.url}/api/lists/{lid}/relationships/profiles", json={"data": [{"type": "profile", "id": "01GHOST"}]})
+    http.post(
+        f"{emu.url}/api/lists/{lid}/relationships/profiles", json={"data": [{"type": "profile", "id": "01GHOST"}]}
+    )
     assert http.post(emu.url + DEL, json=deletion("01GHOST")).status_code == 202
     assert emu.store.list_members(lid) == [] and emu.store.deletions[0]["profile_ids"] == ["01GHOST"]
 
@@ -139,10 +161,29 @@ def test_deleting_a_membership_only_id(emu: EmulatorServer, http: requests.Sessi
         (deletion(email=5), f"{BASE}/attributes/email"),
         (deletion(""), f"{BASE}/id"),
         (deletion(email="a@x.com", external_id="E1"), f"{BASE}/attributes/external_id"),
-        ({"data": {"type": "data-privacy-deletion-jobs", "attributes": {"profile": {"data": {"type": "profile", "attributes": {"email": "a@x.com"}}}}}}, "/data/type"),
+        (
+            {
+                "data": {
+                    "type": "data-privacy-deletion-jobs",
+                    "attributes": {"profile": {"data": {"type": "profile", "attributes": {"email": "a@x.com"}}}},
+                }
+            },
+            "/data/type",
+        ),
         ({"data": {"type": "data-privacy-deletion-job", "attributes": {}}}, "/data/attributes/profile"),
-        ({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": {"type": "profile"}}}}}, f"{BASE}/attributes"),
-        ({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": {"type": "person", "attributes": {"email": "a@x.com"}}}}}}, f"{BASE}/type"),
+        (
+            {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": {"type": "profile"}}}}},
+            f"{BASE}/attributes",
+        ),
+        (
+            {
+                "data": {
+                    "type": "data-privacy-deletion-job",
+                    "attributes": {"profile": {"data": {"type": "person", "attributes": {"email": "a@x.com"}}}},
+                }
+            },
+            f"{BASE}/type",
+        ),
         ({"data": []}, "/data"),
     ],
 )
@@ -180,10 +221,19 @@ def test_a_deferred_import_of_a_deleted_profile_id_is_counted_failed() -> None:
     with EmulatorServer(api_keys=[KEY], job_processing_seconds=0.3) as emu, requests.Session() as http:
         http.headers.update(emu.headers(KEY))
         pid, _ = emu.store.upsert_profile({"email": "x@x.com"})
-        body = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
-            {"type": "profile", "id": pid, "attributes": {"first_name": "X"}},
-            {"type": "profile", "attributes": {"email": "y@x.com"}},
-        ]}}}}
+        body = {
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {
+                    "profiles": {
+                        "data": [
+                            {"type": "profile", "id": pid, "attributes": {"first_name": "X"}},
+                            {"type": "profile", "attributes": {"email": "y@x.com"}},
+                        ]
+                    }
+                },
+            }
+        }
         job_id = http.post(emu.url + BULK, json=body).json()["data"]["id"]
         assert http.post(emu.url + DEL, json=deletion(pid)).status_code == 202
         time.sleep(0.35)

@@ -107,9 +107,7 @@ class BulkWritesMixin:
         store = self.store  # type: ignore[attr-defined]
         with store.lock:
             jobs = [j for j in store.consent_jobs.values() if j.type == job_type]
-        jobs = [
-            j for j in jobs if predicate({"status": j.status, "list_id": j.list_id, "segment_id": j.segment_id})
-        ]
+        jobs = [j for j in jobs if predicate({"status": j.status, "list_id": j.list_id, "segment_id": j.segment_id})]
         if sort == "-created":
             jobs.reverse()
         # The spec gives these operations no page[size]; the emulator pages by 20.

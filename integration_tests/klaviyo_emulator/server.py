@@ -404,7 +404,10 @@ class KlaviyoHandler(ProfileReadsMixin, BulkWritesMixin, BaseHTTPRequestHandler)
             (["profile-subscription-bulk-delete-jobs"], {"POST": self._post_unsubscribe}),
             (["profile-suppression-bulk-create-jobs"], {"GET": self._get_suppress_jobs, "POST": self._post_suppress}),
             (["profile-suppression-bulk-create-jobs", "*"], {"GET": self._get_suppress_job}),
-            (["profile-suppression-bulk-delete-jobs"], {"GET": self._get_unsuppress_jobs, "POST": self._post_unsuppress}),
+            (
+                ["profile-suppression-bulk-delete-jobs"],
+                {"GET": self._get_unsuppress_jobs, "POST": self._post_unsuppress},
+            ),
             (["profile-suppression-bulk-delete-jobs", "*"], {"GET": self._get_unsuppress_job}),
             (["data-privacy-deletion-jobs"], {"POST": self._post_deletion}),
             (

@@ -269,6 +269,8 @@ class EmulatorStore(EventsMixin, ConsentMixin):
         # profile id -> list-scoped email suppressions [{list_id, reason, timestamp}]
         self.list_suppressions: dict[str, list[dict[str, Any]]] = {}
         self._last_event: dict[str, datetime] = {}  # profile id -> time of its latest event
+        self._profile_seq: dict[str, int] = {}  # profile id -> creation sequence (for ordering lookups)
+        self._next_seq = 0
         self.max_in_flight = 0  # the most /api requests handled at once (client concurrency)
 
     # ------------------------------------------------------------------ misc
@@ -421,6 +423,8 @@ class EmulatorStore(EventsMixin, ConsentMixin):
                     pid = new_ulid(now)
                 attrs = self._merge({}, attributes)
                 self.profiles[pid] = {"id": pid, "attributes": attrs, "created": now, "updated": now}
+                self._profile_seq[pid] = self._next_seq
+                self._next_seq += 1
                 self._reindex(pid, {}, attrs)
                 return pid, True
             rec = self.profiles[pid]
@@ -438,11 +442,26 @@ class EmulatorStore(EventsMixin, ConsentMixin):
             ids = list(self.profiles) if profile_ids is None else [p for p in profile_ids if p in self.profiles]
             return [self._profile_view(pid) for pid in ids]
 
+    def profile_ids_by(self, field: str, values: Iterable[str]) -> list[str]:
+        """Ids of the profiles whose ``field`` (``id``, ``email``, ``phone_number``, ``external_id``,
+        ``anonymous_id``, ``_kx``) equals one of ``values`` (exact), in creation order."""
+        with self.lock:
+            if field == "id":
+                found = {v for v in values if v in self.profiles}
+            else:
+                index = self._index[field]
+                found = {index[v] for v in values if v in index}
+            return sorted(found, key=lambda pid: self._profile_seq.get(pid, -1))
+
     def _profile_view(self, pid: str) -> dict[str, Any]:
         rec = self.profiles[pid]
         return {
             "id": pid,
-            "record": {"attributes": copy_json(rec["attributes"]), "created": rec["created"], "updated": rec["updated"]},
+            "record": {
+                "attributes": copy_json(rec["attributes"]),
+                "created": rec["created"],
+                "updated": rec["updated"],
+            },
             "consent": {k: dict(v) for k, v in self.consent.get(pid, {}).items()},
             "suppressions": [dict(x) for x in self.suppressions.get(pid, ())],
             "list_suppressions": [dict(x) for x in self.list_suppressions.get(pid, ())],
@@ -508,15 +527,15 @@ class EmulatorStore(EventsMixin, ConsentMixin):
             self._apply_import(job, profiles, list_ids, now)
             return job
 
-    def _apply_import(
-        self, job: JobRecord, profiles: list[dict[str, Any]], list_ids: list[str], now: datetime
-    ) -> None:
+    def _apply_import(self, job: JobRecord, profiles: list[dict[str, Any]], list_ids: list[str], now: datetime) -> None:
         ids: list[str] = []
         for prof in profiles:
             attrs = prof.get("attributes") or {}
             pid = prof.get("id")
-            if pid and pid not in self.profiles and not any(
-                isinstance(attrs.get(k), str) and attrs.get(k) for k in _ID_ATTRS
+            if (
+                pid
+                and pid not in self.profiles
+                and not any(isinstance(attrs.get(k), str) and attrs.get(k) for k in _ID_ATTRS)
             ):
                 # Only possible for a deferred job whose profile was deleted in the meantime.
                 job.failed_count += 1
@@ -570,7 +589,9 @@ class EmulatorStore(EventsMixin, ConsentMixin):
         order. Kept for the bulk and consent endpoints (not in lean mode)."""
         path = path.rstrip("/") or "/"
         with self.lock:
-            return [r.json_body for r in self.requests if r.json_body is not None and r.method == method and r.path == path]
+            return [
+                r.json_body for r in self.requests if r.json_body is not None and r.method == method and r.path == path
+            ]
 
     def sent_profiles(self) -> list[Any]:
         """Every profile object the client put in any bulk import request body."""

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Optional
 from .errors import ApiError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .validation_consent import ConsentProfile, DeletionRequest, SubscribeRequest, SuppressionRequest, UnsubscribeRequest
+    from .validation_consent import (
+        ConsentProfile,
+        DeletionRequest,
+        SubscribeRequest,
+        SuppressionRequest,
+        UnsubscribeRequest,
+    )
 
 SUBSCRIBED = "SUBSCRIBED"
 UNSUBSCRIBED = "UNSUBSCRIBED"
@@ -147,7 +153,9 @@ class ConsentMixin:
                     "list_unsubscribes": self.list_unsubscribes.get(profile_id, []),
                     "global_unsubscribes": [g for g in self.global_unsubscribes if g["profile_id"] == profile_id],
                     "pending_opt_ins": [
-                        c for c in self.opt_in_confirmations if c["profile_id"] == profile_id and c["status"] == "pending"
+                        c
+                        for c in self.opt_in_confirmations
+                        if c["profile_id"] == profile_id and c["status"] == "pending"
                     ],
                     "push_tokens": self.push_tokens.get(profile_id, []),
                 }
@@ -222,7 +230,9 @@ class ConsentMixin:
                 keys = prof.channel_keys()
                 if any(k.startswith("email.") for k in keys) and not (prof.email or stored.get("email")):
                     raise ApiError(
-                        400, "An email address is required for the email channel.", pointer=f"{prof.pointer}/attributes/email"
+                        400,
+                        "An email address is required for the email channel.",
+                        pointer=f"{prof.pointer}/attributes/email",
                     )
                 if any(k.startswith(("sms.", "whatsapp.")) for k in keys) and not (
                     prof.phone_number or stored.get("phone_number")
@@ -256,7 +266,12 @@ class ConsentMixin:
                         self._request_confirmation(pid, req.list_id, now, job.id, req.custom_source)
                         continue
                     self._set_channel(
-                        pid, ch.key, SUBSCRIBED, now, consented_at=ch.consented_at, custom_source=req.custom_source,
+                        pid,
+                        ch.key,
+                        SUBSCRIBED,
+                        now,
+                        consented_at=ch.consented_at,
+                        custom_source=req.custom_source,
                         double_optin=False if ch.key == "email.marketing" else None,
                     )
                     if ch.key == "email.marketing":
@@ -488,7 +503,8 @@ class ConsentMixin:
             now = self.now()  # type: ignore[attr-defined]
             if req.field == "id":
                 known = req.value in self.profiles or any(  # type: ignore[attr-defined]
-                    req.value in members for members in self.memberships.values()  # type: ignore[attr-defined]
+                    req.value in members
+                    for members in self.memberships.values()  # type: ignore[attr-defined]
                 )
                 targets = [req.value] if known else []
             else:
@@ -497,15 +513,22 @@ class ConsentMixin:
                     for pid, rec in self.profiles.items()  # type: ignore[attr-defined]
                     if rec["attributes"].get(req.field) == req.value
                 ]
-            deleted_events = 0
             for pid in targets:
                 rec = self.profiles.pop(pid, None)  # type: ignore[attr-defined]
                 if rec is not None:
                     self._reindex(pid, rec["attributes"], {})  # type: ignore[attr-defined]
                 for members in self.memberships.values():  # type: ignore[attr-defined]
                     members.pop(pid, None)
-                for store in (self.consent, self.suppressions, self.list_suppressions, self.list_unsubscribes, self.push_tokens, self._last_event):  # type: ignore[attr-defined]
-                    store.pop(pid, None)
+                self._profile_seq.pop(pid, None)  # type: ignore[attr-defined]
+                for table in (
+                    self.consent,
+                    self.suppressions,
+                    self.list_suppressions,
+                    self.list_unsubscribes,
+                    self.push_tokens,
+                    self._last_event,
+                ):  # type: ignore[attr-defined]
+                    table.pop(pid, None)
                 for c in self.opt_in_confirmations:
                     if c["profile_id"] == pid and c["status"] == "pending":
                         c["status"] = "deleted"

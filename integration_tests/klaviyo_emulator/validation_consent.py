@@ -128,9 +128,7 @@ class DeletionRequest:
 def _only(obj: dict[str, Any], allowed: tuple[str, ...], pointer: str, what: str) -> None:
     for key in obj:
         if key not in allowed:
-            raise ApiError(
-                400, f"'{key}' is not a valid member of {what}.", pointer=f"{pointer}/{_escape(str(key))}"
-            )
+            raise ApiError(400, f"'{key}' is not a valid member of {what}.", pointer=f"{pointer}/{_escape(str(key))}")
 
 
 def _opt_string(obj: dict[str, Any], key: str, pointer: str) -> Optional[str]:
@@ -195,7 +193,12 @@ def _push_tokens(value: Any, pointer: str) -> list[dict[str, Any]]:
     for k, tok in enumerate(value):
         tptr = f"{pointer}/{k}"
         tok = _require_object(tok, tptr, "push token")
-        _only(tok, ("token", "platform", "vendor", "enablement_status", "background", "device_metadata"), tptr, "a push token")
+        _only(
+            tok,
+            ("token", "platform", "vendor", "enablement_status", "background", "device_metadata"),
+            tptr,
+            "a push token",
+        )
         if not isinstance(tok.get("token"), str) or not tok["token"]:
             raise ApiError(400, "'token' is required and must be a non-empty string.", pointer=f"{tptr}/token")
         for key, allowed in _PUSH_TOKEN_ENUMS.items():
@@ -213,7 +216,9 @@ def _push_tokens(value: Any, pointer: str) -> list[dict[str, Any]]:
                     continue
                 if key in _DEVICE_METADATA_ENUMS and val not in _DEVICE_METADATA_ENUMS[key]:
                     raise ApiError(
-                        400, f"'{key}' must be one of {', '.join(_DEVICE_METADATA_ENUMS[key])}.", pointer=f"{mptr}/{key}"
+                        400,
+                        f"'{key}' must be one of {', '.join(_DEVICE_METADATA_ENUMS[key])}.",
+                        pointer=f"{mptr}/{key}",
                     )
                 if not isinstance(val, str):
                     raise ApiError(400, f"'{key}' must be a string.", pointer=f"{mptr}/{key}")
@@ -275,9 +280,7 @@ def _channels(
                         )
                     consented_at = parse_datetime_value(raw, f"{kptr}/consented_at", "consented_at")
                     if now is not None and consented_at >= now:
-                        raise ApiError(
-                            400, "'consented_at' must be in the past.", pointer=f"{kptr}/consented_at"
-                        )
+                        raise ApiError(400, "'consented_at' must be in the past.", pointer=f"{kptr}/consented_at")
                 elif raw is not None:
                     raise ApiError(
                         400,
