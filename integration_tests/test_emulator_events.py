@@ -44,7 +44,9 @@ def event(metric: str = "Placed Order", **attrs: Any) -> dict[str, Any]:
     return {"type": "event", "attributes": attrs}
 
 
-def entry(profile_attrs: dict[str, Any], events: list[dict[str, Any]], profile_id: Optional[str] = None) -> dict[str, Any]:
+def entry(
+    profile_attrs: dict[str, Any], events: list[dict[str, Any]], profile_id: Optional[str] = None
+) -> dict[str, Any]:
     profile: dict[str, Any] = {"type": "profile", "attributes": profile_attrs}
     if profile_id:
         profile["id"] = profile_id
@@ -144,18 +146,14 @@ def test_same_unique_id_in_a_later_request_is_not_stored_twice(emu: EmulatorServ
     assert len(emu.store.events()) == 3
 
 
-def test_without_unique_id_one_event_per_profile_metric_and_second(
-    emu: EmulatorServer, http: requests.Session
-) -> None:
+def test_without_unique_id_one_event_per_profile_metric_and_second(emu: EmulatorServer, http: requests.Session) -> None:
     http.post(emu.url + EVENTS, json=one(time="2024-05-05T10:00:00.100Z"))
     http.post(emu.url + EVENTS, json=one(time="2024-05-05T10:00:00.900Z"))  # same second: dropped
     http.post(emu.url + EVENTS, json=one(time="2024-05-05T10:00:01Z"))  # next second: kept
     assert [e["time"] for e in emu.store.events()] == ["2024-05-05T10:00:00+00:00", "2024-05-05T10:00:01+00:00"]
 
 
-def test_repeated_unique_id_in_one_request_fails_the_whole_request(
-    emu: EmulatorServer, http: requests.Session
-) -> None:
+def test_repeated_unique_id_in_one_request_fails_the_whole_request(emu: EmulatorServer, http: requests.Session) -> None:
     req = body(
         entry({"email": "a@x.com"}, [event(unique_id="dup"), event(unique_id="ok")]),
         entry({"email": "b@x.com"}, [event(unique_id="dup")]),  # another profile: fine
@@ -170,9 +168,7 @@ def test_repeated_unique_id_in_one_request_fails_the_whole_request(
     assert emu.store.count_requests("POST", EVENTS, status=400) == 1
 
 
-def test_repeated_unique_id_for_an_existing_profile_named_two_ways(
-    emu: EmulatorServer, http: requests.Session
-) -> None:
+def test_repeated_unique_id_for_an_existing_profile_named_two_ways(emu: EmulatorServer, http: requests.Session) -> None:
     pid, _ = emu.store.upsert_profile({"email": "a@x.com", "external_id": "E1"})
     req = body(
         entry({"email": "a@x.com"}, [event(unique_id="dup")]),
@@ -250,7 +246,9 @@ def test_a_single_string_cannot_exceed_100kb(
     r = http.post(emu.url + EVENTS, json=body(entry(profile, [event(properties=props)])))
     assert r.status_code == 400 and error_of(r)["source"]["pointer"] == pointer
     ok = {"fits": "é" * 51_200}  # 102,400 bytes of UTF-8
-    assert http.post(emu.url + EVENTS, json=body(entry({"email": "a@x.com"}, [event(properties=ok)]))).status_code == 202
+    assert (
+        http.post(emu.url + EVENTS, json=body(entry({"email": "a@x.com"}, [event(properties=ok)]))).status_code == 202
+    )
 
 
 def test_body_over_5mb_is_413(emu: EmulatorServer, http: requests.Session) -> None:
@@ -279,12 +277,30 @@ def test_body_over_5mb_is_413(emu: EmulatorServer, http: requests.Session) -> No
         (lambda e: e.pop("properties"), "/attributes/properties"),
         (lambda e: e.update(properties=[1]), "/attributes/properties"),
         (lambda e: e.pop("metric"), "/attributes/metric"),
-        (lambda e: e.update(metric={"data": {"type": "metrics", "attributes": {"name": "x"}}}), "/attributes/metric/data/type"),
-        (lambda e: e.update(metric={"data": {"type": "metric", "attributes": {}}}), "/attributes/metric/data/attributes/name"),
-        (lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": " "}}}), "/attributes/metric/data/attributes/name"),
-        (lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": "m" * 128}}}), "/attributes/metric/data/attributes/name"),
-        (lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": "m", "id": "1"}}}), "/attributes/metric/data/attributes/id"),
-        (lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": "m", "service": 1}}}), "/attributes/metric/data/attributes/service"),
+        (
+            lambda e: e.update(metric={"data": {"type": "metrics", "attributes": {"name": "x"}}}),
+            "/attributes/metric/data/type",
+        ),
+        (
+            lambda e: e.update(metric={"data": {"type": "metric", "attributes": {}}}),
+            "/attributes/metric/data/attributes/name",
+        ),
+        (
+            lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": " "}}}),
+            "/attributes/metric/data/attributes/name",
+        ),
+        (
+            lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": "m" * 128}}}),
+            "/attributes/metric/data/attributes/name",
+        ),
+        (
+            lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": "m", "id": "1"}}}),
+            "/attributes/metric/data/attributes/id",
+        ),
+        (
+            lambda e: e.update(metric={"data": {"type": "metric", "attributes": {"name": "m", "service": 1}}}),
+            "/attributes/metric/data/attributes/service",
+        ),
     ],
 )
 def test_event_attribute_validation(emu: EmulatorServer, http: requests.Session, mutate: Any, pointer: str) -> None:
@@ -345,12 +361,28 @@ _E = "data/attributes/events-bulk-create/data/0"
         (f"{_E}/attributes/profile", _DELETE, f"{ROOT}/0/attributes/profile"),
         (f"{_E}/attributes/profile/data", _DELETE, f"{ROOT}/0/attributes/profile/data"),
         (f"{_E}/attributes/profile/data/type", "profiles", f"{ROOT}/0/attributes/profile/data/type"),
-        (f"{_E}/attributes/profile/data/attributes", {"first_name": "x"}, f"{ROOT}/0/attributes/profile/data/attributes"),
+        (
+            f"{_E}/attributes/profile/data/attributes",
+            {"first_name": "x"},
+            f"{ROOT}/0/attributes/profile/data/attributes",
+        ),
         (f"{_E}/attributes/profile/data/attributes/email", None, f"{ROOT}/0/attributes/profile/data/attributes/email"),
         (f"{_E}/attributes/profile/data/attributes/email", 5, f"{ROOT}/0/attributes/profile/data/attributes/email"),
-        (f"{_E}/attributes/profile/data/attributes/favourite", "x", f"{ROOT}/0/attributes/profile/data/attributes/favourite"),
-        (f"{_E}/attributes/profile/data/attributes/location", {"planet": "x"}, f"{ROOT}/0/attributes/profile/data/attributes/location/planet"),
-        (f"{_E}/attributes/profile/data/meta", {"patch_properties": {"push": {}}}, f"{ROOT}/0/attributes/profile/data/meta/patch_properties/push"),
+        (
+            f"{_E}/attributes/profile/data/attributes/favourite",
+            "x",
+            f"{ROOT}/0/attributes/profile/data/attributes/favourite",
+        ),
+        (
+            f"{_E}/attributes/profile/data/attributes/location",
+            {"planet": "x"},
+            f"{ROOT}/0/attributes/profile/data/attributes/location/planet",
+        ),
+        (
+            f"{_E}/attributes/profile/data/meta",
+            {"patch_properties": {"push": {}}},
+            f"{ROOT}/0/attributes/profile/data/meta/patch_properties/push",
+        ),
         (f"{_E}/attributes/profile/data/id", "", f"{ROOT}/0/attributes/profile/data/id"),
         (f"{_E}/attributes/events", _DELETE, f"{ROOT}/0/attributes/events"),
         (f"{_E}/attributes/events/data", [], f"{ROOT}/0/attributes/events/data"),

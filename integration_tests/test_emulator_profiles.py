@@ -238,9 +238,7 @@ def test_get_profiles_subscriptions_default_shape(emu: EmulatorServer, http: req
     assert set(subs["whatsapp"]) == {"marketing", "transactional", "conversational"}
 
 
-def test_get_profiles_additional_fields_validation_and_predictive(
-    emu: EmulatorServer, http: requests.Session
-) -> None:
+def test_get_profiles_additional_fields_validation_and_predictive(emu: EmulatorServer, http: requests.Session) -> None:
     seed(http, emu, 1)
     r = http.get(emu.url + "/api/profiles", params={"additional-fields[profile]": "subscriptions,predictive_analytics"})
     attrs = r.json()["data"][0]["attributes"]
@@ -325,7 +323,9 @@ def test_list_member_profiles_only_members_unknown_list_and_ghost_ids(
     other = create_list(http, emu, "B")
     seed(http, emu, 2, lid)
     http.post(emu.url + BULK, json=bulk_body([prof(email="other@x.com")], other))
-    http.post(f"{emu.url}/api/lists/{lid}/relationships/profiles", json={"data": [{"type": "profile", "id": "01GHOST"}]})
+    http.post(
+        f"{emu.url}/api/lists/{lid}/relationships/profiles", json={"data": [{"type": "profile", "id": "01GHOST"}]}
+    )
     data = http.get(f"{emu.url}/api/lists/{lid}/profiles").json()["data"]
     assert [p["attributes"]["email"] for p in data] == ["p000@x.com", "p001@x.com"]
     r = http.get(f"{emu.url}/api/lists/NOPE/profiles")
@@ -359,7 +359,14 @@ def test_relationship_ids_any_limit_matches_profile_endpoints(emu: EmulatorServe
             10,
             150,
         ),
-        ("GET", "/api/lists/AbC123/relationships/profiles", "predictive_analytics", "get_profile_ids_for_list", 75, 750),
+        (
+            "GET",
+            "/api/lists/AbC123/relationships/profiles",
+            "predictive_analytics",
+            "get_profile_ids_for_list",
+            75,
+            750,
+        ),
     ],
 )
 def test_profile_read_rate_limits_follow_the_spec(
@@ -453,3 +460,21 @@ def test_cli_job_processing_seconds_flag() -> None:
     assert build_parser().parse_args(["--job-processing-seconds", "2.5"]).job_processing_seconds == 2.5
     with pytest.raises(ValueError):
         EmulatorServer(api_keys=[KEY], job_processing_seconds=-1)
+
+
+def test_identity_lookups_stay_fast_on_a_large_account(emu: EmulatorServer, http: requests.Session) -> None:
+    profiles = [prof(email=f"big{i}@x.com", external_id=f"B{i}") for i in range(10_000)]
+    assert http.post(emu.url + BULK, json=bulk_body(profiles)).status_code == 202
+    start = time.monotonic()
+    for batch in range(20):
+        emails = [f"big{i}@x.com" for i in range(batch * 100, batch * 100 + 100)][::-1]
+        flt = "any(email,[" + ",".join(f'"{e}"' for e in emails) + "])"
+        data = http.get(emu.url + "/api/profiles", params={"filter": flt, "page[size]": 100}).json()["data"]
+        # creation order, whatever the order of the values
+        assert [p["attributes"]["email"] for p in data] == emails[::-1]
+    r = http.get(emu.url + "/api/profiles", params={"filter": 'any(external_id,["B9999","B0","nope"])'})
+    assert [p["attributes"]["external_id"] for p in r.json()["data"]] == ["B0", "B9999"]
+    # a filter the index cannot serve alone still scans correctly
+    r = http.get(emu.url + "/api/profiles", params={"filter": 'equals(email,"big5@x.com"),equals(external_id,"B5")'})
+    assert [p["attributes"]["email"] for p in r.json()["data"]] == ["big5@x.com"]
+    assert time.monotonic() - start < 5

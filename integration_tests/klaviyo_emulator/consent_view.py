@@ -77,7 +77,14 @@ _CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
         "valid_until",
     ),
     "mobile_push.marketing": ("can_receive_push_marketing", "consent", "consent_timestamp"),
-    "sms.marketing": ("can_receive_sms_marketing", "consent", "consent_timestamp", "last_updated", "method", "method_detail"),
+    "sms.marketing": (
+        "can_receive_sms_marketing",
+        "consent",
+        "consent_timestamp",
+        "last_updated",
+        "method",
+        "method_detail",
+    ),
     "sms.transactional": (
         "can_receive_sms_transactional",
         "consent",

@@ -39,19 +39,24 @@ _PROFILE_SORTS = {
 }
 
 
-def _filter_record(view: dict[str, Any]) -> dict[str, Any]:
-    attrs = view["record"]["attributes"]
-    supp = view["suppressions"]
-    lsupp = view["list_suppressions"]
+_INDEXED = ("id", "email", "phone_number", "external_id")
+
+
+def _filter_record(store: Any, pid: str) -> dict[str, Any]:
+    """What get_profiles' filter fields see of one stored profile (read under the store's lock)."""
+    rec = store.profiles[pid]
+    attrs = rec["attributes"]
+    supp = store.suppressions.get(pid, ())
+    lsupp = store.list_suppressions.get(pid, ())
     prefix = "subscriptions.email.marketing."
     return {
-        "id": view["id"],
+        "id": pid,
         "email": attrs.get("email"),
         "phone_number": attrs.get("phone_number"),
         "external_id": attrs.get("external_id"),
         "_kx": attrs.get("_kx"),
-        "created": view["record"]["created"],
-        "updated": view["record"]["updated"],
+        "created": rec["created"],
+        "updated": rec["updated"],
         prefix + "suppression.reason": AnyOf(s["reason"] for s in supp),
         prefix + "suppression.timestamp": AnyOf(s["timestamp"] for s in supp),
         prefix + "list_suppressions.reason": AnyOf(s["reason"] for s in lsupp),
@@ -60,22 +65,41 @@ def _filter_record(view: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sort_views(views: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+def _index_lookup(text: Optional[str]) -> Optional[tuple[str, list[str]]]:
+    """``(field, values)`` when the whole filter is one ``equals``/``any`` on an indexed identifier,
+    so candidates come from the store's index instead of a scan (the common identity lookup)."""
+    if text is None:
+        return None
+    nodes = filters.parse_filter(text)
+    if len(nodes) != 1 or not isinstance(nodes[0], filters.Condition):
+        return None
+    node = nodes[0]
+    if node.field not in _INDEXED or node.op not in ("equals", "any"):
+        return None
+    raw = node.value if isinstance(node.value, list) else [node.value]
+    if not all(isinstance(v, filters.Quoted) for v in raw):
+        return None
+    return node.field, [v.value for v in raw]
+
+
+def _sort_ids(store: Any, pids: list[str], sort: str) -> list[str]:
     key = sort.lstrip("-")
     reverse = sort.startswith("-")
 
-    def value(v: dict[str, Any]) -> Any:
+    def value(pid: str) -> Any:
+        rec = store.profiles[pid]
         if key in ("created", "updated"):
-            return v["record"][key]
+            return rec[key]
         if key == "id":
-            return v["id"]
+            return pid
         if key == "email":
-            return v["record"]["attributes"].get("email")
-        stamps = [s["timestamp"] for s in (v["suppressions"] if "suppression." in key else v["list_suppressions"])]
+            return rec["attributes"].get("email")
+        table = store.suppressions if "suppression." in key else store.list_suppressions
+        stamps = [s["timestamp"] for s in table.get(pid, ())]
         return min(stamps) if stamps else None
 
-    present = [v for v in views if value(v) is not None]
-    missing = [v for v in views if value(v) is None]
+    present = [p for p in pids if value(p) is not None]
+    missing = [p for p in pids if value(p) is None]
     present.sort(key=value, reverse=reverse)
     return present + missing  # profiles without a value come last either way
 
@@ -126,16 +150,19 @@ class ProfileReadsMixin:
             raise ApiError(400, f"'{sort}' is not a valid sort option.", parameter="sort")
         additional = parse_list_param(params, "additional-fields[profile]", ADDITIONAL_FIELDS)
         fields = parse_list_param(params, "fields[profile]", PROFILE_SPARSE_FIELDS)
-        views = [v for v in self.store.profile_views() if predicate(_filter_record(v))]  # type: ignore[attr-defined]
-        if sort:
-            views = _sort_views(views, sort)
-        page, links = self._paginate(views, params, 20, 100, "/api/profiles", query)  # type: ignore[attr-defined]
+        store = self.store  # type: ignore[attr-defined]
+        lookup = _index_lookup(params.get("filter"))
+        with store.lock:
+            candidates = store.profile_ids_by(*lookup) if lookup else list(store.profiles)
+            matched = [pid for pid in candidates if predicate(_filter_record(store, pid))]
+            if sort:
+                matched = _sort_ids(store, matched, sort)
+        page_ids, links = self._paginate(matched, params, 20, 100, "/api/profiles", query)  # type: ignore[attr-defined]
+        page = store.profile_views(page_ids)
         data = [self._profile_resource(v, additional=additional, fields=fields) for v in page]
         return 200, {"data": data, "links": links}, {}
 
-    def _get_list_member_profiles(
-        self, list_id: str, *, params: dict[str, str], body: bytes, query: str
-    ) -> "Response":
+    def _get_list_member_profiles(self, list_id: str, *, params: dict[str, str], body: bytes, query: str) -> "Response":
         store = self.store  # type: ignore[attr-defined]
         store.require_list(list_id)
         predicate = filters.compile_filter(
@@ -148,26 +175,30 @@ class ProfileReadsMixin:
             raise ApiError(400, f"'{sort}' is not a valid sort option.", parameter="sort")
         additional = parse_list_param(params, "additional-fields[profile]", ADDITIONAL_FIELDS)
         fields = parse_list_param(params, "fields[profile]", LIST_MEMBER_SPARSE_FIELDS)
-        entries = store.member_entries(list_id)
-        joined = dict(entries)
-        # Ids added through the relationships endpoint that name no stored profile are skipped:
-        # there is no profile to render (README: "Get Profiles for List").
-        views = store.profile_views(pid for pid, _ in entries)
-        matched = []
-        for v in views:
-            attrs = v["record"]["attributes"]
-            record = {
-                "email": attrs.get("email"),
-                "phone_number": attrs.get("phone_number"),
-                "push_token": None,
-                "_kx": attrs.get("_kx"),
-                "joined_group_at": joined[v["id"]],
-            }
-            if predicate(record):
-                matched.append(v)
+        matched: list[str] = []
+        joined: dict[str, Any] = {}
+        with store.lock:
+            for pid, joined_at in store.member_entries(list_id):
+                rec = store.profiles.get(pid)
+                if rec is None:
+                    # An id added through the relationships endpoint that names no stored profile:
+                    # there is no profile to render (README: "Get Profiles for List").
+                    continue
+                attrs = rec["attributes"]
+                record = {
+                    "email": attrs.get("email"),
+                    "phone_number": attrs.get("phone_number"),
+                    "push_token": None,
+                    "_kx": attrs.get("_kx"),
+                    "joined_group_at": joined_at,
+                }
+                if predicate(record):
+                    matched.append(pid)
+                    joined[pid] = joined_at
         if sort == "-joined_group_at":
             matched.reverse()
-        page, links = self._paginate(matched, params, 20, 100, f"/api/lists/{list_id}/profiles", query)  # type: ignore[attr-defined]
+        page_ids, links = self._paginate(matched, params, 20, 100, f"/api/lists/{list_id}/profiles", query)  # type: ignore[attr-defined]
+        page = store.profile_views(page_ids)
         data = [
             self._profile_resource(v, additional=additional, fields=fields, joined_group_at=joined[v["id"]])
             for v in page

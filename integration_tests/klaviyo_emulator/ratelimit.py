@@ -57,6 +57,15 @@ KLAVIYO_RATE_LIMITS: tuple[tuple[str, str, Limit], ...] = (
     ("GET", "/api/lists/*/profiles", Limit("get_profiles_for_list", 75, 750)),
     ("GET", "/api/profiles", Limit("get_profiles", 75, 750)),
     ("POST", "/api/event-bulk-create-jobs", Limit("bulk_create_events", 10, 150)),
+    ("POST", "/api/profile-subscription-bulk-create-jobs", Limit("bulk_subscribe_profiles", 75, 750)),
+    ("POST", "/api/profile-subscription-bulk-delete-jobs", Limit("bulk_unsubscribe_profiles", 75, 750)),
+    ("POST", "/api/profile-suppression-bulk-create-jobs", Limit("bulk_suppress_profiles", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-create-jobs", Limit("get_bulk_suppress_profiles_jobs", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-create-jobs/*", Limit("get_bulk_suppress_profiles_job", 75, 750)),
+    ("POST", "/api/profile-suppression-bulk-delete-jobs", Limit("bulk_unsuppress_profiles", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-delete-jobs", Limit("get_bulk_unsuppress_profiles_jobs", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-delete-jobs/*", Limit("get_bulk_unsuppress_profiles_job", 75, 750)),
+    ("POST", "/api/data-privacy-deletion-jobs", Limit("request_profile_deletion", 3, 60)),
     # "Rate limits when using the `additional-fields[profile]=predictive_analytics` parameter":
     # separate, smaller windows (method suffixed with the variant, see limit_for).
     ("GET+predictive_analytics", "/api/profiles", Limit("get_profiles+predictive_analytics", 10, 150)),

@@ -400,6 +400,16 @@ class KlaviyoHandler(ProfileReadsMixin, BulkWritesMixin, BaseHTTPRequestHandler)
             (["lists", "*", "profiles"], {"GET": self._get_list_member_profiles}),
             (["profiles"], {"GET": self._get_profiles}),
             (["event-bulk-create-jobs"], {"POST": self._post_event_bulk_create}),
+            (["profile-subscription-bulk-create-jobs"], {"POST": self._post_subscribe}),
+            (["profile-subscription-bulk-delete-jobs"], {"POST": self._post_unsubscribe}),
+            (["profile-suppression-bulk-create-jobs"], {"GET": self._get_suppress_jobs, "POST": self._post_suppress}),
+            (["profile-suppression-bulk-create-jobs", "*"], {"GET": self._get_suppress_job}),
+            (
+                ["profile-suppression-bulk-delete-jobs"],
+                {"GET": self._get_unsuppress_jobs, "POST": self._post_unsuppress},
+            ),
+            (["profile-suppression-bulk-delete-jobs", "*"], {"GET": self._get_unsuppress_job}),
+            (["data-privacy-deletion-jobs"], {"POST": self._post_deletion}),
             (
                 ["lists", "*", "relationships", "profiles"],
                 {

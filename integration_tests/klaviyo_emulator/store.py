@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from .errors import ApiError
 from .ratelimit import RateLimiter
+from .store_consent import ConsentMixin
 from .store_events import EventsMixin
 
 DEFAULT_LIST_CREATE_DAILY_LIMIT = 150
@@ -207,7 +208,7 @@ class Fault:
         }
 
 
-class EmulatorStore(EventsMixin):
+class EmulatorStore(EventsMixin, ConsentMixin):
     """Profiles, lists, memberships, jobs, events, consent, request log and pending faults."""
 
     def __init__(
@@ -226,6 +227,11 @@ class EmulatorStore(EventsMixin):
         # 0 (default): a bulk import is applied before its 202 answer. X > 0: the job stays
         # ``queued`` for X/2 seconds, ``processing`` until X, and is applied (``complete``) at X.
         self.job_processing_seconds = float(job_processing_seconds)
+        # The account-level default opt-in setting: used by Bulk Subscribe without a list ("If a
+        # list is not provided, the opt-in process used will be determined by the account-level
+        # default opt-in setting") and by Create List without opt_in_process ("If not provided,
+        # uses account default"). Klaviyo's own default is not in the spec; the emulator's is single.
+        self.account_opt_in_process = "single_opt_in"
         self.list_create_daily_limit = list_create_daily_limit
         # False (benchmarks): request bodies are parsed and applied but not kept in the request log
         # or the job records, so a multi-million-row run does not hold every body in memory.
@@ -253,6 +259,7 @@ class EmulatorStore(EventsMixin):
         self.list_creations: dict[str, int] = {}
         self._index: dict[str, dict[str, str]] = {k: {} for k in _INDEX_ATTRS}
         self._init_events_state()
+        self._init_consent_state()
         # Consent (see README "Consent"): profile id -> channel ("email.marketing", "sms.marketing",
         # ...) -> {consent, consent_timestamp, last_updated, created_timestamp, method, method_detail,
         # custom_method_detail, double_optin, phone_number}; a missing channel is NEVER_SUBSCRIBED.
@@ -262,6 +269,8 @@ class EmulatorStore(EventsMixin):
         # profile id -> list-scoped email suppressions [{list_id, reason, timestamp}]
         self.list_suppressions: dict[str, list[dict[str, Any]]] = {}
         self._last_event: dict[str, datetime] = {}  # profile id -> time of its latest event
+        self._profile_seq: dict[str, int] = {}  # profile id -> creation sequence (for ordering lookups)
+        self._next_seq = 0
         self.max_in_flight = 0  # the most /api requests handled at once (client concurrency)
 
     # ------------------------------------------------------------------ misc
@@ -311,7 +320,7 @@ class EmulatorStore(EventsMixin):
             record = {
                 "id": list_id,
                 "name": name,
-                "opt_in_process": opt_in_process or "single_opt_in",
+                "opt_in_process": opt_in_process or self.account_opt_in_process,
                 "created": now,
                 "updated": now,
             }
@@ -414,6 +423,8 @@ class EmulatorStore(EventsMixin):
                     pid = new_ulid(now)
                 attrs = self._merge({}, attributes)
                 self.profiles[pid] = {"id": pid, "attributes": attrs, "created": now, "updated": now}
+                self._profile_seq[pid] = self._next_seq
+                self._next_seq += 1
                 self._reindex(pid, {}, attrs)
                 return pid, True
             rec = self.profiles[pid]
@@ -431,11 +442,26 @@ class EmulatorStore(EventsMixin):
             ids = list(self.profiles) if profile_ids is None else [p for p in profile_ids if p in self.profiles]
             return [self._profile_view(pid) for pid in ids]
 
+    def profile_ids_by(self, field: str, values: Iterable[str]) -> list[str]:
+        """Ids of the profiles whose ``field`` (``id``, ``email``, ``phone_number``, ``external_id``,
+        ``anonymous_id``, ``_kx``) equals one of ``values`` (exact), in creation order."""
+        with self.lock:
+            if field == "id":
+                found = {v for v in values if v in self.profiles}
+            else:
+                index = self._index[field]
+                found = {index[v] for v in values if v in index}
+            return sorted(found, key=lambda pid: self._profile_seq.get(pid, -1))
+
     def _profile_view(self, pid: str) -> dict[str, Any]:
         rec = self.profiles[pid]
         return {
             "id": pid,
-            "record": {"attributes": copy_json(rec["attributes"]), "created": rec["created"], "updated": rec["updated"]},
+            "record": {
+                "attributes": copy_json(rec["attributes"]),
+                "created": rec["created"],
+                "updated": rec["updated"],
+            },
             "consent": {k: dict(v) for k, v in self.consent.get(pid, {}).items()},
             "suppressions": [dict(x) for x in self.suppressions.get(pid, ())],
             "list_suppressions": [dict(x) for x in self.list_suppressions.get(pid, ())],
@@ -501,15 +527,15 @@ class EmulatorStore(EventsMixin):
             self._apply_import(job, profiles, list_ids, now)
             return job
 
-    def _apply_import(
-        self, job: JobRecord, profiles: list[dict[str, Any]], list_ids: list[str], now: datetime
-    ) -> None:
+    def _apply_import(self, job: JobRecord, profiles: list[dict[str, Any]], list_ids: list[str], now: datetime) -> None:
         ids: list[str] = []
         for prof in profiles:
             attrs = prof.get("attributes") or {}
             pid = prof.get("id")
-            if pid and pid not in self.profiles and not any(
-                isinstance(attrs.get(k), str) and attrs.get(k) for k in _ID_ATTRS
+            if (
+                pid
+                and pid not in self.profiles
+                and not any(isinstance(attrs.get(k), str) and attrs.get(k) for k in _ID_ATTRS)
             ):
                 # Only possible for a deferred job whose profile was deleted in the meantime.
                 job.failed_count += 1
@@ -563,7 +589,9 @@ class EmulatorStore(EventsMixin):
         order. Kept for the bulk and consent endpoints (not in lean mode)."""
         path = path.rstrip("/") or "/"
         with self.lock:
-            return [r.json_body for r in self.requests if r.json_body is not None and r.method == method and r.path == path]
+            return [
+                r.json_body for r in self.requests if r.json_body is not None and r.method == method and r.path == path
+            ]
 
     def sent_profiles(self) -> list[Any]:
         """Every profile object the client put in any bulk import request body."""
@@ -730,6 +758,7 @@ class EmulatorStore(EventsMixin):
                 "throttled": self.rate_limiter.throttled_total() if self.rate_limiter else 0,
                 "rate_limits": self.rate_limiter.snapshot() if self.rate_limiter else None,
                 **self._events_snapshot(),
+                **self._consent_snapshot(),
                 "generated_at": time.time(),
             }
 
@@ -752,6 +781,8 @@ class EmulatorStore(EventsMixin):
                 "jobs": len(self.jobs),
                 "events": len(self.event_records),
                 "metrics": len(self.metrics),
+                "global_unsubscribes": len(self.global_unsubscribes),
+                "deletions": len(self.deletions),
                 "memberships": {lid: len(members) for lid, members in self.memberships.items()},
                 "requests": len(self.requests),
                 "request_counts": self.request_counts(),

@@ -171,7 +171,12 @@ class EventsMixin:
                         continue
                     metric = self.metrics.get(ev.metric)
                     if metric is None:
-                        metric = {"id": new_list_id(), "name": ev.metric, "service": ev.service or "api", "created": now}
+                        metric = {
+                            "id": new_list_id(),
+                            "name": ev.metric,
+                            "service": ev.service or "api",
+                            "created": now,
+                        }
                         self.metrics[ev.metric] = metric
                     self._event_keys.add(dkey)
                     self.event_records.append(

@@ -42,9 +42,7 @@ _PROFILE_ATTRS = frozenset(_STRING_ATTRS + ("location", "properties"))
 EVENT_PROFILE_IDENTIFIERS = ("email", "phone_number", "external_id", "anonymous_id", "_kx")
 _LOCATION_STRING_ATTRS = frozenset({"address1", "address2", "city", "country", "region", "zip", "timezone", "ip"})
 _LOCATION_ATTRS = _LOCATION_STRING_ATTRS | {"latitude", "longitude"}
-_EVENT_ATTRS = frozenset(
-    {"properties", "time", "value", "value_currency", "backfill", "metric", "unique_id"}
-)
+_EVENT_ATTRS = frozenset({"properties", "time", "value", "value_currency", "backfill", "metric", "unique_id"})
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 
 
@@ -148,7 +146,9 @@ def _validate_profile(prof: Any, base: str) -> tuple[Optional[str], dict[str, An
         )
     for key in prof:
         if key not in ("type", "id", "attributes", "meta"):
-            raise ApiError(400, f"'{key}' is not a valid member of a profile resource.", pointer=f"{base}/{_escape(key)}")
+            raise ApiError(
+                400, f"'{key}' is not a valid member of a profile resource.", pointer=f"{base}/{_escape(key)}"
+            )
     _require_type(prof, "profile", base)
     pid = prof.get("id")
     if pid is not None and (not isinstance(pid, str) or not pid):
@@ -174,7 +174,9 @@ def _validate_profile(prof: Any, base: str) -> tuple[Optional[str], dict[str, An
                     raise ApiError(400, f"'{lkey}' is not a valid location attribute.", pointer=lptr)
                 if lkey in _LOCATION_STRING_ATTRS and not isinstance(lval, str):
                     raise ApiError(400, f"location '{lkey}' must be a string.", pointer=lptr)
-                if lkey in ("latitude", "longitude") and (isinstance(lval, bool) or not isinstance(lval, (str, int, float))):
+                if lkey in ("latitude", "longitude") and (
+                    isinstance(lval, bool) or not isinstance(lval, (str, int, float))
+                ):
                     raise ApiError(400, f"location '{lkey}' must be a string or number.", pointer=lptr)
     if not pid and not any(attrs.get(k) for k in EVENT_PROFILE_IDENTIFIERS):
         raise ApiError(
@@ -188,7 +190,9 @@ def _validate_profile(prof: Any, base: str) -> tuple[Optional[str], dict[str, An
         allowed = {"patch_properties": {"append", "unappend", "unset"}, "patch_identifiers": {"append", "unappend"}}
         for mkey, mval in meta.items():
             if mkey not in allowed:
-                raise ApiError(400, f"'{mkey}' is not a valid profile meta member.", pointer=f"{base}/meta/{_escape(mkey)}")
+                raise ApiError(
+                    400, f"'{mkey}' is not a valid profile meta member.", pointer=f"{base}/meta/{_escape(mkey)}"
+                )
             _require_object(mval, f"{base}/meta/{mkey}", mkey)
             for sub in mval:
                 if sub not in allowed[mkey]:
@@ -225,7 +229,9 @@ def _validate_event(ev: Any, ptr: str, now: datetime, entry_backfill: bool) -> E
     for key in mattrs:
         if key not in ("name", "service"):
             raise ApiError(
-                400, f"'{key}' is not a valid metric attribute.", pointer=f"{aptr}/metric/data/attributes/{_escape(key)}"
+                400,
+                f"'{key}' is not a valid metric attribute.",
+                pointer=f"{aptr}/metric/data/attributes/{_escape(key)}",
             )
     name = mattrs.get("name")
     nptr = f"{aptr}/metric/data/attributes/name"
@@ -258,7 +264,9 @@ def _validate_event(ev: Any, ptr: str, now: datetime, entry_backfill: bool) -> E
         )
     unique_id = _string_or_none(attrs, "unique_id", aptr)
     if unique_id is not None and not unique_id:
-        raise ApiError(400, "'unique_id' must not be empty; omit it to use the event time.", pointer=f"{aptr}/unique_id")
+        raise ApiError(
+            400, "'unique_id' must not be empty; omit it to use the event time.", pointer=f"{aptr}/unique_id"
+        )
     backfill = _bool_or_none(attrs, "backfill", aptr)
     return EventSpec(
         metric=name,
@@ -285,7 +293,9 @@ def validate_bulk_events(doc: dict[str, Any], now: datetime) -> list[EventEntry]
     for key in attrs:
         if key != "events-bulk-create":
             raise ApiError(400, f"'{key}' is not a valid attribute.", pointer=f"/data/attributes/{_escape(key)}")
-    wrapper = _require_object(attrs.get("events-bulk-create"), "/data/attributes/events-bulk-create", "events-bulk-create")
+    wrapper = _require_object(
+        attrs.get("events-bulk-create"), "/data/attributes/events-bulk-create", "events-bulk-create"
+    )
     items = wrapper.get("data")
     if not isinstance(items, list):
         raise ApiError(400, "'events-bulk-create.data' must be an array.", pointer=ROOT)
@@ -314,7 +324,9 @@ def validate_bulk_events(doc: dict[str, Any], now: datetime) -> list[EventEntry]
         item = _require_object(item, base, "event-bulk-create")
         for key in item:
             if key not in ("type", "attributes"):
-                raise ApiError(400, f"'{key}' is not a valid member of this resource.", pointer=f"{base}/{_escape(key)}")
+                raise ApiError(
+                    400, f"'{key}' is not a valid member of this resource.", pointer=f"{base}/{_escape(key)}"
+                )
         _require_type(item, "event-bulk-create", base)
         iattrs = _require_object(item.get("attributes"), f"{base}/attributes", "attributes")
         for key in iattrs:
