@@ -1,6 +1,7 @@
 """The events surface without a network: rendering a row as an event, its unique_id, the batch
 limits and the duplicate-unique_id split, the routing-time checks, and check's scope probe."""
 
+import hashlib
 import logging
 import re
 from datetime import datetime, timezone
@@ -235,6 +236,19 @@ def test_unique_id_from_primary_key_and_cursor_in_append_mode():
     assert uid({**row, "updated_at": "2026-01-02"}, p) != same  # a new version is a new event
     assert uid({**row, "order_id": 8}, p) != same
     assert re.fullmatch(r"[0-9a-f]{32}", same)  # a hash: no row value in it
+
+
+def test_derived_unique_ids_never_change_between_connector_versions():
+    """A changed derivation would record every re-sent row a second time after an upgrade."""
+    row = {"email": "a@b.co", "order_id": "A-1001", "updated_at": "2026-03-02T08:00:00Z", "sku": "TEA"}
+    keyed = plan(primary_key=[["order_id"]], cursor_field=["updated_at"])
+    assert uid(row, keyed) == "dbb68eb37f735aed7ecfb3f2214d2b05"
+    # = sha256 of the canonical JSON ["key", namespace, stream, [key values], cursor value], 32 hex digits
+    identity = orjson.dumps(["key", None, "orders", ["A-1001"], "2026-03-02T08:00:00Z"])
+    assert hashlib.sha256(identity).hexdigest()[:32] == "dbb68eb37f735aed7ecfb3f2214d2b05"
+    deduped = plan(mode=DestinationSyncMode.append_dedup, primary_key=[["order_id"]], cursor_field=["updated_at"])
+    assert uid(row, deduped) == "5d0b3fdfcec86da0005c3dbdda39edc4"  # docs/klaviyo.md's worked example
+    assert uid(row, plan()) == "e242bcd023e9270cb3f5de4125e4ed7c"
 
 
 @pytest.mark.parametrize("mode", [DestinationSyncMode.append_dedup, DestinationSyncMode.update])
