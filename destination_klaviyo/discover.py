@@ -11,10 +11,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from airbyte_protocol_dataclasses.models import DestinationCatalog, DestinationOperation
+from airbyte_protocol_dataclasses.models import DestinationCatalog, DestinationOperation, DestinationSyncMode
 from serpyco_rs import Serializer
 
-from destination_klaviyo.surfaces import SURFACES
+from destination_klaviyo.surfaces import SURFACES, SurfaceSpec
+
+# What the data-activation screen can pick. A replace is not a mode there: the platform expresses it
+# with generation ids on an append stream (routing.py), so each schema says what a replace does.
+DATA_ACTIVATION_MODES = (
+    DestinationSyncMode.append,
+    DestinationSyncMode.append_dedup,
+    DestinationSyncMode.update,
+    DestinationSyncMode.soft_delete,
+)
+
+
+def _schema(spec: SurfaceSpec, target_field: str) -> dict[str, Any]:
+    schema = spec.schema(target_field)
+    if spec.mirrors:
+        replace = (
+            "A replace (a full refresh overwrite, or a Refresh or Clear of the stream in Airbyte) mirrors each target "
+            "list once the stream completes: members absent from the sync are removed."
+        )
+    else:
+        replace = (
+            "A replace (a full refresh overwrite, or a Refresh or Clear of the stream in Airbyte) writes the rows and "
+            f"removes nothing: the {spec.surface.value} surface cannot remove what earlier syncs wrote."
+        )
+    schema["description"] = " ".join(filter(None, (schema.get("description"), replace)))
+    return schema
 
 
 def destination_catalog(target_field: str = "list") -> DestinationCatalog:
@@ -22,11 +47,12 @@ def destination_catalog(target_field: str = "list") -> DestinationCatalog:
         DestinationOperation(
             object_name=surface.value,
             sync_mode=mode,
-            json_schema=spec.schema(target_field),
+            json_schema=_schema(spec, target_field),
             matching_keys=[[key] for key in spec.matching_keys],
         )
         for surface, spec in SURFACES.items()
-        for mode in spec.modes
+        for mode in DATA_ACTIVATION_MODES
+        if mode in spec.modes
     ]
     return DestinationCatalog(operations=operations)
 

@@ -1,5 +1,7 @@
 """Mirror: a replace on a mirroring surface makes each target list hold exactly this sync's rows.
 
+A replace is a literal `overwrite` or the platform's truncate marker (routing.py, `is_replace`).
+
 A mirror removes people from lists, so it runs only when it is safe: after the last row, once
 every add was accepted, and only for a stream the platform reported complete (a `STREAM_STATUS`
 `COMPLETE` trace). A stream reported incomplete, or never reported, removes nothing. The list's
@@ -14,7 +16,6 @@ from collections import defaultdict
 from typing import Iterable, Optional
 
 import orjson
-from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.client import KlaviyoClient
 from destination_klaviyo.report import SyncReport
@@ -31,7 +32,7 @@ class MirrorPlan:
     """Which targets this sync mirrors, which streams the platform reported complete, and the run."""
 
     def __init__(self, routes: Iterable[StreamRoute]) -> None:
-        self.routes = [r for r in routes if r.spec.mirrors and r.sync_mode is DestinationSyncMode.overwrite]
+        self.routes = [r for r in routes if r.mirrors]
         self.keys = {r.key for r in self.routes}
         self.targets: dict[StreamKey, set[str]] = defaultdict(set)  # stream -> targets its rows named
         self.complete: set[StreamKey] = set()

@@ -10,11 +10,21 @@ cursor from the configured catalog.
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
+
+A stream is a *replace* when its destination sync mode is a literal `overwrite` (`docker run ...
+write`, platforms without refreshes), or when the platform marks it for truncation: with
+`supportsRefreshes`, Airbyte rewrites `overwrite` to `append` and says "replace" with
+`minimum_generation_id == generation_id > 0` (airbyte-platform `CatalogGenerationSetter`; the bulk
+CDK reads it the same way). A full refresh overwrite, a "Refresh (remove records)" and a "Clear"
+all arrive so. A replace mirrors on a surface that can; elsewhere rows are upserted and a warning
+says which surface could remove.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import dataclasses
+import logging
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode
@@ -23,6 +33,8 @@ from destination_klaviyo.config import KlaviyoConfig, StreamMapping
 from destination_klaviyo.errors import config_error
 from destination_klaviyo.state import StreamKey
 from destination_klaviyo.surfaces import SURFACES, Surface, SurfaceSpec, surface_names
+
+logger = logging.getLogger("airbyte")
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class StreamRoute:
     sync_mode: DestinationSyncMode
     default_target: Optional[str]
     how: str  # which rule mapped it, for logs
+    replace: bool = False  # the platform (or a literal overwrite) asks to replace the stream's data
     options: Optional[StreamMapping] = None  # the stream's `streams` entry, if any
     primary_key: tuple[tuple[str, ...], ...] = ()  # paths into the record, from the configured catalog
     cursor_field: tuple[str, ...] = ()  # path into the record, from the configured catalog
@@ -43,6 +56,34 @@ class StreamRoute:
     @property
     def surface(self) -> Surface:
         return self.spec.surface
+
+    @property
+    def mirrors(self) -> bool:
+        """A replace on a surface that can mirror (a stream of removals cannot be mirrored)."""
+        return self.replace and self.spec.mirrors and self.sync_mode is not DestinationSyncMode.soft_delete
+
+
+def is_replace(configured: ConfiguredAirbyteStream) -> bool:
+    """Literal `overwrite`, or the platform's truncate marker `minimum_generation_id == generation_id > 0`."""
+    if configured.destination_sync_mode is DestinationSyncMode.overwrite:
+        return True
+    generation = configured.generation_id
+    return generation is not None and generation > 0 and configured.minimum_generation_id == generation
+
+
+def _warn_replace_without_mirror(route: StreamRoute) -> None:
+    mirroring = " or ".join(surface.value for surface, spec in SURFACES.items() if spec.mirrors)
+    if not route.spec.mirrors:
+        logger.warning(
+            f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
+            f"'{route.surface.value}' surface cannot remove what earlier syncs wrote to Klaviyo: its rows are written "
+            f"and nothing is removed. To make a list hold exactly a stream's rows, map it to {mirroring}."
+        )
+    else:
+        logger.warning(
+            f"Stream '{route.name}' asks to replace its data, but it is in soft_delete mode (every row removes): "
+            "no mirror runs, only its rows are removed."
+        )
 
 
 def _surface_from_name(value: str, where: str, stream: str) -> Surface:
@@ -89,11 +130,16 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
         sync_mode=mode,
         default_target=mapping.target if mapping else None,
         how=how,
+        replace=is_replace(configured),
         options=mapping,
         primary_key=tuple(tuple(path) for path in primary_key if path),
         cursor_field=tuple(configured.cursor_field or configured.stream.default_cursor_field or ()),
     )
-    return replace(route, plan=spec.prepare(route)) if spec.prepare is not None else route
+    if spec.prepare is not None:
+        route = dataclasses.replace(route, plan=spec.prepare(route))
+    if route.replace and not route.mirrors:
+        _warn_replace_without_mirror(route)
+    return route
 
 
 class Routes:

@@ -216,7 +216,7 @@ class SinkPool:
 
     def __init__(self, context: SinkContext) -> None:
         self.context = context
-        self.sinks: dict[tuple[str, str], Sink] = {}
+        self.sinks: dict[tuple[SurfaceSpec, str], Sink] = {}
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -224,7 +224,7 @@ class SinkPool:
         return self.context.dispatcher
 
     def get(self, spec: "SurfaceSpec", target: Optional[str], list_id: Optional[str]) -> Sink:
-        key = (spec.surface.value, target or "")
+        key = (spec, target or "")
         sink = self.sinks.get(key)
         if sink is None:
             sink = self.sinks[key] = spec.make_sink(self.context, target, list_id)

@@ -121,9 +121,11 @@ class KlaviyoWriter:
             self.mirror.stream_status(route, status.get("status"))
 
     # -- states -----------------------------------------------------------------------------------
-    def _released_states(self) -> Iterator[dict[str, Any]]:
+    def _released_states(self, *, every_time: bool = False) -> Iterator[dict[str, Any]]:
+        """States whose rows are all in. Checked only when something changed, unless `every_time`
+        (at the end of input, where a missed change would hold the last states back for good)."""
         dispatcher = self.sinks.dispatcher
-        if not self.ledger.may_release(dispatcher.finished_count):
+        if not self.ledger.may_release(dispatcher.finished_count) and not every_time:
             return
         dispatcher.raise_errors()
         if not self.config.dry_run and self.ledger.pending_count():
@@ -199,7 +201,7 @@ class KlaviyoWriter:
             # LOG, other TRACE and CONTROL messages from the source need no action here.
         self.sinks.flush()
         self.sinks.dispatcher.drain()
-        yield from self._released_states()
+        yield from self._released_states(every_time=True)
         self.mirror.run(self.sinks.context.client, self.targets, self.sinks, self.report, dry_run=self.config.dry_run)
         yield from self.targets.take_messages()
 

@@ -164,6 +164,10 @@ def configured_stream(
     *,
     object_name: Optional[str] = None,
     namespace: Optional[str] = None,
+    generation_id: Optional[int] = None,
+    minimum_generation_id: Optional[int] = None,
+    sync_id: Optional[int] = None,
+    primary_key: Optional[list[list[str]]] = None,
 ) -> dict[str, Any]:
     stream: dict[str, Any] = {
         "name": name,
@@ -175,7 +179,43 @@ def configured_stream(
     configured: dict[str, Any] = {"stream": stream, "sync_mode": "incremental", "destination_sync_mode": mode}
     if object_name:
         configured["destination_object_name"] = object_name
+    for field, value in (
+        ("generation_id", generation_id),
+        ("minimum_generation_id", minimum_generation_id),
+        ("sync_id", sync_id),
+        ("primary_key", primary_key),
+    ):
+        if value is not None:
+            configured[field] = value
     return configured
+
+
+def platform_stream(name: str, mode: str = "append", *, replace: bool = False, generation: int = 3, **kw: Any) -> dict[str, Any]:
+    """A configured stream as Airbyte builds it for a destination with `supportsRefreshes`.
+
+    The platform turns `overwrite` into `append` and marks a replace (full refresh overwrite, Refresh
+    with removal, Clear) with minimum_generation_id == generation_id > 0; otherwise the minimum is 0
+    (airbyte-platform CatalogGenerationSetter, DefaultProtocolSerializer).
+    """
+    return configured_stream(
+        name, mode, generation_id=generation, minimum_generation_id=generation if replace else 0, sync_id=777, **kw
+    )
+
+
+def platform_state(stream: str, cursor: Any, state_id: int, source_count: int, namespace: Optional[str] = None) -> dict[str, Any]:
+    """A STREAM state as the platform hands it to a destination: with its `id` and the source's count."""
+    descriptor: dict[str, Any] = {"name": stream}
+    if namespace:
+        descriptor["namespace"] = namespace
+    return {
+        "type": "STATE",
+        "state": {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": descriptor, "stream_state": {"cursor": cursor}},
+            "sourceStats": {"recordCount": float(source_count)},
+            "id": state_id,
+        },
+    }
 
 
 def catalog(*streams: dict[str, Any]) -> dict[str, Any]:

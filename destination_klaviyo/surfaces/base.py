@@ -38,7 +38,7 @@ UPSERT_MODES: tuple[DestinationSyncMode, ...] = (
 STRING = {"type": ["null", "string"]}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one instance per surface
 class SurfaceSpec:
     """Everything the connector needs to know about one surface, outside the surface's own module."""
 
