@@ -294,3 +294,18 @@ def test_check_with_events_probes_the_scope_and_changes_nothing(emulator):
     landed = emulator.state()
     assert [(r["method"], r["path"]) for r in landed["requests"]] == [("GET", "/api/accounts"), ("POST", EVENTS_PATH)]
     assert landed["events"] == [] and landed["profiles"] == [] and landed["event_jobs"] == []
+
+
+def test_a_full_refresh_replace_records_each_row_once_and_removes_nothing(emulator):
+    # As the platform sends a full refresh overwrite with refreshes on: append + the replace marker.
+    config = {"private_api_key": EMULATOR_KEY, "streams": [{**ORDERS}]}
+    for generation in (1, 2):
+        stream = configured_stream(
+            "orders", "append", generation_id=generation, minimum_generation_id=generation, primary_key=[["order_id"]]
+        )
+        run = run_connector("write", config=config, catalog=catalog(stream), stdin=lines(orders(30)), origin=emulator.url)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert any("asks to replace its data" in line for line in run.logs)
+    landed = emulator.state()
+    assert len(landed["events"]) == 30
+    assert [j["duplicate_count"] for j in landed["event_jobs"]] == [0, 30]
