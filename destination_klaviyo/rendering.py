@@ -1,6 +1,7 @@
 """The rules that turn a row's columns into Klaviyo profile data, or into a reason they cannot be.
 
-Surface modules compose these (profiles.py renders a profile resource from them). Rules (shared
+Surface modules compose these (profiles.py renders a profile resource from them, events.py an
+event and its profile). Rules (shared
 with condor-retl-klaviyo): identifier columns `email`, `phone_e164`/`phone_number` and
 `external_id` (and, on `list_memberships`, `klaviyo_profile_id` as the resource `id`); the columns
 named in PROFILE_ATTRIBUTES become profile attributes; flat location columns (LOCATION_KEYS: `city`,
@@ -333,11 +334,11 @@ def _column_kinds(excluded_columns: tuple[str, ...]) -> dict[str, str]:
     return kinds
 
 
-def profile_attributes(
-    data: Mapping[str, Any], identifiers: dict[str, Any], excluded_columns: tuple[str, ...] = ()
-) -> Union[dict[str, Any], Rejection]:
-    """The profile's `attributes`: its identifiers, known attributes, and every other column in
-    `properties`. `excluded_columns` steer the connector (the target column) and are not sent.
+def _split_columns(
+    data: Mapping[str, Any], identifiers: dict[str, Any], excluded_columns: tuple[str, ...]
+) -> Union[tuple[dict[str, Any], Optional[dict[str, Any]], dict[str, Any]], Rejection]:
+    """The one pass over a row's columns that every surface rendering a profile shares:
+    (profile attributes, the `properties` column, every other column), or why the row cannot go.
 
     Flat location columns (`city`, `country`, `zip`... LOCATION_KEYS) go into `location`, as Segment
     and Census do. A `location` object wins for the keys it has, and flat columns fill the keys it
@@ -345,7 +346,8 @@ def profile_attributes(
     rather than switching between a location key and a custom property row by row.
     """
     attributes: dict[str, Any] = dict(identifiers)
-    extra_properties: dict[str, Any] = {}
+    others: dict[str, Any] = {}
+    nested: Optional[dict[str, Any]] = None
     flat_location: Optional[dict[str, Any]] = None
     kinds = _column_kinds(excluded_columns)
     for column, value in data.items():
@@ -359,30 +361,83 @@ def profile_attributes(
         if kind is _SKIP:
             continue
         if kind is _PROPERTY:
-            extra_properties[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
-            continue
-        if kind is _LOCATION:
+            others[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
+        elif kind is _TEXT and value.__class__ is str:
+            attributes[column] = value
+        elif kind is _LOCATION:
             if isinstance(value, (dict, list, bool)):
                 return Rejection("invalid_value", f"column '{column}' (a location key) must be a string or a number")
             if flat_location is None:
                 flat_location = {}
             flat_location[column] = value
-            continue
-        if kind is _TEXT and value.__class__ is str:
-            attributes[column] = value
         else:
             rendered = _attribute(column, value)
             if isinstance(rendered, Rejection):
                 return rendered
-            if rendered != {}:
+            if column == "properties":
+                nested = rendered
+            elif rendered != {}:
                 attributes[column] = rendered
-    if extra_properties:
-        # A top-level column wins over a key of the same name inside the `properties` column.
-        attributes["properties"] = {**attributes.get("properties", {}), **extra_properties}
     if flat_location:
         location = attributes.get("location")
         attributes["location"] = {**flat_location, **location} if location else flat_location
+    return attributes, nested, others
+
+
+def profile_attributes(
+    data: Mapping[str, Any], identifiers: dict[str, Any], excluded_columns: tuple[str, ...] = ()
+) -> Union[dict[str, Any], Rejection]:
+    """The profile's `attributes`: its identifiers, known attributes (flat location columns in
+    `location`), and every other column in `properties`. `excluded_columns` steer the connector
+    (the target column) and are not sent."""
+    split = _split_columns(data, identifiers, excluded_columns)
+    if isinstance(split, Rejection):
+        return split
+    attributes, nested, others = split
+    if others:
+        # A top-level column wins over a key of the same name inside the `properties` column.
+        attributes["properties"] = {**nested, **others} if nested else others
+    elif nested:
+        attributes["properties"] = nested
     return attributes
+
+
+def event_columns(
+    data: Mapping[str, Any], identifiers: dict[str, Any], excluded_columns: tuple[str, ...] = ()
+) -> Union[tuple[dict[str, Any], dict[str, Any]], Rejection]:
+    """An event row split in two: the profile's `attributes` (its identifiers and the known profile
+    attributes) and the event's `properties` (every other column).
+
+    Same column rules as `profile_attributes` (flat location columns too: they locate the person),
+    with one difference: the `properties` column holds the event's properties here (a column wins
+    over a key of the same name inside it), since a row of an event table describes the event, not
+    the person. `excluded_columns` steer the connector (metric, time, unique id, value columns) and
+    are not sent as properties.
+    """
+    split = _split_columns(data, identifiers, excluded_columns)
+    if isinstance(split, Rejection):
+        return split
+    attributes, nested, others = split
+    return attributes, ({**nested, **others} if nested else others)
+
+
+def longest_string_column(data: Mapping[str, Any], max_bytes: int) -> Union[str, None]:
+    """The first column whose name or value holds a string over `max_bytes` UTF-8 bytes, at any depth."""
+    for column, value in data.items():
+        if _has_long_string(column, max_bytes) or _has_long_string(value, max_bytes):
+            return column
+    return None
+
+
+def _has_long_string(value: Any, max_bytes: int) -> bool:
+    if isinstance(value, str):
+        # A character is at most 4 bytes: most strings are cleared without encoding them.
+        return len(value) > max_bytes // 4 and len(value.encode("utf-8", "surrogatepass")) > max_bytes
+    if isinstance(value, dict):
+        return any(_has_long_string(k, max_bytes) or _has_long_string(v, max_bytes) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_long_string(v, max_bytes) for v in value)
+    return False
 
 
 def serialize(resource: dict[str, Any], max_bytes: int, what: str) -> Rendered:

@@ -3,7 +3,10 @@
 Order: the configured stream's `destination_object_name` (Airbyte data activation), then the
 config's `streams` entry, then the stream's own name when it is a surface name, then
 `default_surface`. A stream nothing maps, or a sync mode its surface cannot honour, is a
-config_error naming the stream and the fix.
+config_error naming the stream and the fix. A surface with per-stream options (events: the metric,
+time column, ...) checks them here too (`SurfaceSpec.prepare`), so a missing option also fails
+before any request; the route keeps what it prepared (`plan`), with the stream's primary key and
+cursor from the configured catalog.
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
@@ -19,13 +22,14 @@ says which surface could remove.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode
 
-from destination_klaviyo.config import KlaviyoConfig
+from destination_klaviyo.config import KlaviyoConfig, StreamMapping
 from destination_klaviyo.errors import config_error
 from destination_klaviyo.state import StreamKey
 from destination_klaviyo.surfaces import SURFACES, Surface, SurfaceSpec, surface_names
@@ -44,6 +48,10 @@ class StreamRoute:
     default_target: Optional[str]
     how: str  # which rule mapped it, for logs
     replace: bool = False  # the platform (or a literal overwrite) asks to replace the stream's data
+    options: Optional[StreamMapping] = None  # the stream's `streams` entry, if any
+    primary_key: tuple[tuple[str, ...], ...] = ()  # paths into the record, from the configured catalog
+    cursor_field: tuple[str, ...] = ()  # path into the record, from the configured catalog
+    plan: Any = None  # the surface's `prepare(route)`: what its sink needs per stream
 
     @property
     def surface(self) -> Surface:
@@ -66,10 +74,11 @@ def is_replace(configured: ConfiguredAirbyteStream) -> bool:
 def _warn_replace_without_mirror(route: StreamRoute) -> None:
     mirroring = " or ".join(surface.value for surface, spec in SURFACES.items() if spec.mirrors)
     if not route.spec.mirrors:
+        hint = f" To make a list hold exactly a stream's rows, map it to {mirroring}." if route.spec.needs_target else ""
         logger.warning(
             f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
             f"'{route.surface.value}' surface cannot remove what earlier syncs wrote to Klaviyo: its rows are written "
-            f"and nothing is removed. To make a list hold exactly a stream's rows, map it to {mirroring}."
+            f"and nothing is removed.{hint}"
         )
     else:
         logger.warning(
@@ -106,6 +115,8 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
             f"object for it in the connection. Surfaces: {', '.join(surface_names())}."
         )
     spec = SURFACES[surface]
+    # The connection's choice first, then what the source declares.
+    primary_key = configured.primary_key or configured.stream.source_defined_primary_key or []
     mode = configured.destination_sync_mode
     if mode not in spec.modes:
         allowed = ", ".join(m.value for m in spec.modes)
@@ -121,7 +132,12 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
         default_target=mapping.target if mapping else None,
         how=how,
         replace=is_replace(configured),
+        options=mapping,
+        primary_key=tuple(tuple(path) for path in primary_key if path),
+        cursor_field=tuple(configured.cursor_field or configured.stream.default_cursor_field or ()),
     )
+    if spec.prepare is not None:
+        route = dataclasses.replace(route, plan=spec.prepare(route))
     if route.replace and not route.mirrors:
         _warn_replace_without_mirror(route)
     return route

@@ -14,7 +14,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Optional, Sequence
 
 from destination_klaviyo.batching import BodyBatch, Entry
@@ -45,6 +45,9 @@ class SinkContext:
     target_field: str = "list"
     verify_bulk_jobs: bool = False
     phones: PhoneRules = DEFAULT_PHONE_RULES  # default_phone_region and strict_phone
+    # Per-stream plans from routing (`StreamRoute.plan`), by stream key: how a surface with
+    # per-stream options (events) renders that stream's rows.
+    plans: Mapping[tuple[Optional[str], str], Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ class SinkPool:
 
     def __init__(self, context: SinkContext) -> None:
         self.context = context
-        self.sinks: dict[tuple[str, str], Sink] = {}
+        self.sinks: dict[tuple[SurfaceSpec, str], Sink] = {}
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -222,7 +225,7 @@ class SinkPool:
         return self.context.dispatcher
 
     def get(self, spec: "SurfaceSpec", target: Optional[str], list_id: Optional[str]) -> Sink:
-        key = (spec.surface.value, target or "")
+        key = (spec, target or "")
         sink = self.sinks.get(key)
         if sink is None:
             sink = self.sinks[key] = spec.make_sink(self.context, target, list_id)

@@ -62,7 +62,8 @@ class KlaviyoWriter:
                 config.dry_run,
                 config.target_field,
                 config.verify_bulk_jobs,
-                PhoneRules(config.default_phone_region, config.strict_phone),
+                phones=PhoneRules(config.default_phone_region, config.strict_phone),
+                plans={route.key: route.plan for route in self.routes if route.plan is not None},
             )
         )
         self.mirror = MirrorPlan(self.routes)
@@ -100,7 +101,7 @@ class KlaviyoWriter:
                 Rejection(
                     "delete_not_supported",
                     f"row is a deletion ({CDC_DELETED_AT} is set) and the '{route.surface.value}' surface cannot remove; "
-                    f"use {' or '.join(removing_surfaces())} to remove list members",
+                    f"surfaces that carry out deletions: {', '.join(removing_surfaces())}",
                 ),
             )
             return

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from destination_klaviyo.surfaces import SURFACES
 from integration_tests.harness import (
     CONNECTOR,
     EMULATOR_KEY,
@@ -100,16 +101,21 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
         "profiles": {"append", "append_dedup", "update"},
         "list_memberships": {"append", "append_dedup", "update"},
         "list_memberships_by_profile_id": {"append", "append_dedup", "update", "soft_delete"},
+        "events": {"append", "append_dedup", "update"},
     }
     # A replace is not a mode on the data-activation screen (the platform sends it as generation ids):
     # each operation's schema says what a replace does there.
     descriptions = {op["object_name"]: op["json_schema"]["description"] for op in operations}
     assert "mirrors each target list" in descriptions["list_memberships_by_profile_id"]
     assert "removes nothing" in descriptions["profiles"] and "removes nothing" in descriptions["list_memberships"]
+    assert "removes nothing" in descriptions["events"]
     keys = {op["object_name"]: op["matching_keys"] for op in operations}
     assert keys["profiles"] == [["email"], ["phone_number"], ["external_id"]]
     assert keys["list_memberships"] == [["email"], ["phone_number"], ["external_id"], ["klaviyo_profile_id"]]
     assert keys["list_memberships_by_profile_id"] == [["klaviyo_profile_id"]]
+    assert keys["events"] == [["email"], ["phone_number"], ["external_id"]]
+    events = next(op for op in operations if op["object_name"] == "events")
+    assert "Event properties" in events["json_schema"]["properties"]["properties"]["description"]
     profiles = next(op for op in operations if op["object_name"] == "profiles")
     assert "email" in profiles["json_schema"]["properties"]
     assert "pk_discover_secret" not in run.stdout + run.stderr
@@ -144,10 +150,12 @@ def test_check_discover_and_write_read_their_files_once_so_pipes_work(emulator):
     assert discover.returncode == 0, discover.stdout + discover.stderr
     operations = discover.of_type("DESTINATION_CATALOG")[0]["destination_catalog"]["operations"]
     # The list surfaces' schemas name the configured target column, not the default `list`.
+    list_surfaces = {surface.value for surface, spec in SURFACES.items() if spec.needs_target}
+    assert list_surfaces == {"list_memberships", "list_memberships_by_profile_id"}
     for op in operations:
         columns = op["json_schema"]["properties"]
         assert "list" not in columns, op["object_name"]
-        assert ("segment" in columns) == (op["object_name"] != "profiles"), op["object_name"]
+        assert ("segment" in columns) == (op["object_name"] in list_surfaces), op["object_name"]
 
     write = run_connector(
         "write",

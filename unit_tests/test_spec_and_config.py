@@ -6,8 +6,9 @@ from airbyte_cdk.models import DestinationSyncMode
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo import DestinationKlaviyo
-from destination_klaviyo.config import KlaviyoConfig, parse_config
+from destination_klaviyo.config import KlaviyoConfig, StreamMapping, parse_config
 from destination_klaviyo.surfaces import SUPPORTED_MODES
+from destination_klaviyo.surfaces.events import MAX_METRIC_NAME_CHARS
 
 SPEC = DestinationKlaviyo().spec(logging.getLogger("test"))
 PROPS = SPEC.connectionSpecification["properties"]
@@ -23,10 +24,28 @@ def test_spec_fields_match_the_config_model():
     assert PROPS["api_revision"]["default"] == "2026-04-15"
     assert PROPS["target_field"]["default"] == "list"
     assert PROPS["manage_lists"]["default"] is True and PROPS["dry_run"]["default"] is False
-    surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id"]
+    surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id", "events"]
     assert PROPS["default_surface"]["enum"] == surfaces
     assert PROPS["streams"]["items"]["properties"]["surface"]["enum"] == surfaces
-    assert set(PROPS["streams"]["items"]["properties"]) == {"stream", "surface", "target"}
+    items = PROPS["streams"]["items"]["properties"]
+    assert set(items) == {
+        "stream",
+        "surface",
+        "target",
+        "metric",
+        "metric_field",
+        "time_field",
+        "unique_id_field",
+        "value_field",
+        "value_currency",
+        "backfill",
+    }
+    assert set(items) == set(StreamMapping.model_fields)
+    for name, field in StreamMapping.model_fields.items():
+        if "default" in items[name]:
+            assert items[name]["default"] == field.default, name
+    assert items["backfill"]["default"] is False
+    assert items["metric"]["maxLength"] == MAX_METRIC_NAME_CHARS == 127
     assert set(PROPS["list_mappings"]["items"]["properties"]) == {"target", "list_id"}
 
 
@@ -101,13 +120,14 @@ def test_default_phone_region_is_an_iso_code_libphonenumber_knows():
 
 
 def _config_table(path, heading):
-    """{field: default cell} of a markdown config table: the first `| \\`field\\`` column, the default column."""
+    """{field: default cell} of the first markdown table after `heading` (its field and default columns)."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parent.parent / path).read_text()
-    section = text.split(heading, 1)[1].split("\n#", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
-    header = next(line for line in section.splitlines() if line.lower().startswith("| field"))
+    lines = text.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lower().startswith("| field"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    header, rows = lines[start], [line for line in lines[start:end] if line.startswith("| `")]
     column = [cell.strip().lower() for cell in header.strip("|").split("|")].index("default")
     table = {}
     for row in rows:
@@ -127,3 +147,36 @@ def test_the_documented_defaults_are_the_specs(path, heading):
         default = prop["default"]
         shown = default if isinstance(default, str) else json.dumps(default)
         assert documented[name] == f"`{shown}`", (path, name, documented[name])
+
+
+def test_the_metric_length_limit_is_enforced_by_config():
+    assert parse_config(
+        {"private_api_key": "pk", "streams": [{"stream": "o", "surface": "events", "metric": "m" * 127}]}
+    )
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config({"private_api_key": "pk", "streams": [{"stream": "o", "surface": "events", "metric": "m" * 128}]})
+    assert "streams.0.metric" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "entry,named",
+    [
+        ({"metric": "Placed Order", "metric_field": "kind"}, "metric_field"),
+        ({"metric": "   "}, "streams.0.metric"),
+        ({"metric": "Placed Order", "value_currency": "USD"}, "value_field"),
+        ({"metric": "Placed Order", "value_field": "total", "value_currency": "usd"}, "streams.0.value_currency"),
+    ],
+)
+def test_event_options_are_checked_and_the_error_names_the_field(entry, named):
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config({"private_api_key": "pk_secret_value", "streams": [{"stream": "orders", "surface": "events", **entry}]})
+    assert info.value.failure_type.value == "config_error"
+    assert named in info.value.message and "pk_secret_value" not in info.value.message
+
+
+def test_event_options_on_another_surface_are_refused():
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config(
+            {"private_api_key": "pk", "streams": [{"stream": "c", "surface": "profiles", "time_field": "at", "backfill": True}]}
+        )
+    assert "time_field, backfill apply only to surface 'events'" in info.value.message

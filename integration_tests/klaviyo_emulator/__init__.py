@@ -1,6 +1,7 @@
 """Local, standard-library-only emulator of the Klaviyo API endpoints the
 destination connector uses (accounts, profile bulk import jobs, lists and
-list/profile relationships).
+list/profile relationships, profile reads, bulk events, consent and
+data-privacy deletion).
 
 Start it in-process for tests::
 
@@ -27,14 +28,21 @@ from .store import (
     JobRecord,
     RequestRecord,
 )
+from .store_consent import ConsentJobRecord
+from .store_events import EventJobRecord, EventRecord
+from .validation_consent import MAX_SUBSCRIBE_PROFILES, MAX_SUPPRESSION_EMAILS, MAX_UNSUBSCRIBE_PROFILES
+from .validation_events import MAX_EVENT_PROPERTIES, MAX_EVENTS_PER_REQUEST, MAX_STRING_BYTES
 
 __all__ = [
     "ApiError",
+    "ConsentJobRecord",
     "DEFAULT_API_KEY",
     "DEFAULT_LIST_CREATE_DAILY_LIMIT",
     "DEFAULT_REVISION",
     "EmulatorServer",
     "EmulatorStore",
+    "EventJobRecord",
+    "EventRecord",
     "Fault",
     "FilterError",
     "JobRecord",
@@ -42,8 +50,14 @@ __all__ = [
     "Limit",
     "MAX_BULK_BODY_BYTES",
     "MAX_BULK_PROFILES",
+    "MAX_EVENT_PROPERTIES",
+    "MAX_EVENTS_PER_REQUEST",
     "MAX_LIST_RELATIONSHIP_ITEMS",
     "MAX_PROFILE_BYTES",
+    "MAX_STRING_BYTES",
+    "MAX_SUBSCRIBE_PROFILES",
+    "MAX_SUPPRESSION_EMAILS",
+    "MAX_UNSUBSCRIBE_PROFILES",
     "RateLimiter",
     "RequestRecord",
     "compile_filter",

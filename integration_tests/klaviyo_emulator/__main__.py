@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Create List calls allowed per UTC day before 429 (default {DEFAULT_LIST_CREATE_DAILY_LIMIT})",
     )
     parser.add_argument("--log-requests", action="store_true", help="log one line per request to stderr")
+    parser.add_argument(
+        "--job-processing-seconds",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="profile bulk import jobs stay 'queued' for X/2 s, 'processing' until X s, and only then "
+        "apply their profiles and list memberships ('complete'); default 0 = applied before the 202",
+    )
     throttling = parser.add_argument_group(
         "throttled mode (opt-in; without these flags the emulator answers at once and never rate-limits)"
     )
@@ -83,6 +91,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--time-scale must be positive")
     if args.latency_ms < 0:
         parser.error("--latency-ms must not be negative")
+    if args.job_processing_seconds < 0:
+        parser.error("--job-processing-seconds must not be negative")
     if args.lean:
         # Millions of stored objects make CPython's default collector (a young collection every 700
         # allocations, full ones as the heap grows) cost about as much as the requests themselves.
@@ -98,6 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         latency_ms=args.latency_ms,
         time_scale=args.time_scale,
         lean=args.lean,
+        job_processing_seconds=args.job_processing_seconds,
     )
 
     def _stop(signum: int, frame: Optional[FrameType]) -> None:

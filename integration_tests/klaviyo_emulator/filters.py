@@ -278,6 +278,11 @@ def parse_filter(text: str) -> list[Node]:
     return nodes
 
 
+class AnyOf(tuple):
+    """A multi-valued record field (e.g. a profile's suppressions): a condition holds if it holds
+    for at least one of the values."""
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """Which operators a field allows and what kind of value it holds."""
@@ -299,11 +304,11 @@ def _plain(value: Any, spec: FieldSpec, field: str, op: str) -> Any:
     return value.value
 
 
-def _check(node: Node, fields: Mapping[str, FieldSpec]) -> None:
+def _check(node: Node, fields: Mapping[str, FieldSpec], max_list_values: Optional[int] = None) -> None:
     """Reject fields/operators the endpoint does not allow (like Klaviyo)."""
     if isinstance(node, BoolNode):
         for child in node.children:
-            _check(child, fields)
+            _check(child, fields, max_list_values)
         return
     spec = fields.get(node.field)
     if spec is None:
@@ -315,6 +320,11 @@ def _check(node: Node, fields: Mapping[str, FieldSpec]) -> None:
     if node.op == "any" and not isinstance(node.value, list):
         raise FilterError(f"Invalid filter provided. 'any' needs a list value for '{node.field}'.")
     values = node.value if isinstance(node.value, list) else [node.value]
+    if max_list_values is not None and isinstance(node.value, list) and len(values) > max_list_values:
+        raise FilterError(
+            f"Invalid filter provided. '{node.op}' on '{node.field}' has {len(values)} values; "
+            f"at most {max_list_values} are allowed in one list."
+        )
     for v in values:
         _plain(v, spec, node.field, node.op)
 
@@ -337,6 +347,12 @@ def _eval(node: Node, record: Mapping[str, Any], fields: Mapping[str, FieldSpec]
         return not next(iter(results))
     spec = fields[node.field]
     actual = record.get(node.field)
+    if isinstance(actual, AnyOf):
+        return any(_eval_one(node, value, spec) for value in actual)
+    return _eval_one(node, actual, spec)
+
+
+def _eval_one(node: Condition, actual: Any, spec: FieldSpec) -> bool:
     if node.op in ("equals", "any"):
         # equals with a list value (the spec's own example is
         # ``equals(name,['example'])``) is treated as membership.
@@ -351,17 +367,21 @@ def _eval(node: Node, record: Mapping[str, Any], fields: Mapping[str, FieldSpec]
     raise FilterError(f"Invalid filter provided. Operator '{node.op}' is not supported by the emulator.")
 
 
-def compile_filter(text: Optional[str], fields: Mapping[str, FieldSpec]) -> Callable[[Mapping[str, Any]], bool]:
+def compile_filter(
+    text: Optional[str], fields: Mapping[str, FieldSpec], *, max_list_values: Optional[int] = None
+) -> Callable[[Mapping[str, Any]], bool]:
     """Parse and validate ``text``; return a predicate over field dicts.
 
     ``None`` (no filter) yields a predicate that accepts everything.  Errors
     are raised eagerly so the request fails before any data is read.
+    ``max_list_values`` caps the number of values in one list literal (``any(f,[...])``).
+    A record value wrapped in :class:`AnyOf` matches when any of its values does.
     """
     if text is None:
         return lambda record: True
     nodes = parse_filter(text)
     for node in nodes:
-        _check(node, fields)
+        _check(node, fields, max_list_values)
     return lambda record: all(_eval(n, record, fields) for n in nodes)
 
 
@@ -381,6 +401,39 @@ LIST_PROFILE_FILTER_FIELDS: dict[str, FieldSpec] = {
         frozenset({"greater-or-equal", "greater-than", "less-or-equal", "less-than"}), "datetime"
     ),
 }
+
+
+_SUPPRESSION_TIMESTAMP = FieldSpec(
+    frozenset({"greater-or-equal", "greater-than", "less-or-equal", "less-than"}), "datetime"
+)
+
+# get_profiles' x-klaviyo-filters (GET /api/profiles).
+PROFILE_FILTER_FIELDS: dict[str, FieldSpec] = {
+    "id": FieldSpec(frozenset({"any", "equals"})),
+    "email": FieldSpec(frozenset({"any", "equals"})),
+    "phone_number": FieldSpec(frozenset({"any", "equals"})),
+    "external_id": FieldSpec(frozenset({"any", "equals"})),
+    "_kx": FieldSpec(frozenset({"equals"})),
+    "created": FieldSpec(frozenset({"greater-than", "less-than"}), "datetime"),
+    "updated": FieldSpec(frozenset({"greater-than", "less-than"}), "datetime"),
+    "subscriptions.email.marketing.list_suppressions.reason": FieldSpec(frozenset({"equals"})),
+    "subscriptions.email.marketing.list_suppressions.timestamp": _SUPPRESSION_TIMESTAMP,
+    "subscriptions.email.marketing.list_suppressions.list_id": FieldSpec(frozenset({"equals"})),
+    "subscriptions.email.marketing.suppression.reason": FieldSpec(frozenset({"equals"})),
+    "subscriptions.email.marketing.suppression.timestamp": _SUPPRESSION_TIMESTAMP,
+}
+
+# get_bulk_suppress_profiles_jobs / get_bulk_unsuppress_profiles_jobs' x-klaviyo-filters.
+SUPPRESSION_JOB_FILTER_FIELDS: dict[str, FieldSpec] = {
+    "status": FieldSpec(frozenset({"equals"})),
+    "list_id": FieldSpec(frozenset({"equals"})),
+    "segment_id": FieldSpec(frozenset({"equals"})),
+}
+
+# The spec states no maximum for the values of one ``any(...)`` list on the profile endpoints;
+# other operations of the same spec say "Max of 100 items per list filter", so the emulator
+# enforces 100 there (README: "Get Profiles").
+MAX_PROFILE_FILTER_LIST_VALUES = 100
 
 
 def quote_filter_string(value: str) -> str:

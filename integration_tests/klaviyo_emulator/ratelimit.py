@@ -54,15 +54,45 @@ KLAVIYO_RATE_LIMITS: tuple[tuple[str, str, Limit], ...] = (
     ("POST", "/api/lists", Limit("create_list", 10, 150)),
     ("GET", "/api/lists/*", Limit("get_list", 75, 750)),
     ("GET", "/api/lists/*/relationships/profiles", Limit("get_profile_ids_for_list", 75, 750)),
+    ("GET", "/api/lists/*/profiles", Limit("get_profiles_for_list", 75, 750)),
+    ("GET", "/api/profiles", Limit("get_profiles", 75, 750)),
+    ("POST", "/api/event-bulk-create-jobs", Limit("bulk_create_events", 10, 150)),
+    ("POST", "/api/profile-subscription-bulk-create-jobs", Limit("bulk_subscribe_profiles", 75, 750)),
+    ("POST", "/api/profile-subscription-bulk-delete-jobs", Limit("bulk_unsubscribe_profiles", 75, 750)),
+    ("POST", "/api/profile-suppression-bulk-create-jobs", Limit("bulk_suppress_profiles", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-create-jobs", Limit("get_bulk_suppress_profiles_jobs", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-create-jobs/*", Limit("get_bulk_suppress_profiles_job", 75, 750)),
+    ("POST", "/api/profile-suppression-bulk-delete-jobs", Limit("bulk_unsuppress_profiles", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-delete-jobs", Limit("get_bulk_unsuppress_profiles_jobs", 75, 750)),
+    ("GET", "/api/profile-suppression-bulk-delete-jobs/*", Limit("get_bulk_unsuppress_profiles_job", 75, 750)),
+    ("POST", "/api/data-privacy-deletion-jobs", Limit("request_profile_deletion", 3, 60)),
+    # "Rate limits when using the `additional-fields[profile]=predictive_analytics` parameter":
+    # separate, smaller windows (method suffixed with the variant, see limit_for).
+    ("GET+predictive_analytics", "/api/profiles", Limit("get_profiles+predictive_analytics", 10, 150)),
+    (
+        "GET+predictive_analytics",
+        "/api/lists/*/profiles",
+        Limit("get_profiles_for_list+predictive_analytics", 10, 150),
+    ),
     ("POST", "/api/lists/*/relationships/profiles", Limit("add_profiles_to_list", 10, 150)),
     ("DELETE", "/api/lists/*/relationships/profiles", Limit("remove_profiles_from_list", 10, 150)),
 )
 
 
 def limit_for(
-    method: str, path: str, table: tuple[tuple[str, str, Limit], ...] = KLAVIYO_RATE_LIMITS
+    method: str,
+    path: str,
+    table: tuple[tuple[str, str, Limit], ...] = KLAVIYO_RATE_LIMITS,
+    variant: Optional[str] = None,
 ) -> Optional[Limit]:
-    """The limit of the operation `method path` serves, or None (unknown routes are not limited)."""
+    """The limit of the operation `method path` serves, or None (unknown routes are not limited).
+
+    `variant` (e.g. ``"predictive_analytics"``) selects a row whose method is ``METHOD+variant``
+    when the table has one for that path, else the plain row."""
+    if variant:
+        found = limit_for(f"{method}+{variant}", path, table)
+        if found is not None:
+            return found
     parts = path.rstrip("/").split("/")
     for m, pattern, limit in table:
         if m != method:
@@ -135,14 +165,14 @@ class RateLimiter:
         end = (math.floor(sim_now / window) + 1) * window
         return (end - sim_now) / self.time_scale
 
-    def acquire(self, method: str, path: str, at: Optional[float] = None) -> Decision:
+    def acquire(self, method: str, path: str, at: Optional[float] = None, variant: Optional[str] = None) -> Decision:
         """Count the request against its operation's windows, or refuse it (429) when either is full.
 
         `at` is when the request arrived (a reading of the limiter's clock, by default now): the
         server passes the time it started reading the request, so the time spent receiving a 5 MB
         body does not shift a request into a later window.
         """
-        limit = limit_for(method, path, self.table) if self.table else None
+        limit = limit_for(method, path, self.table, variant) if self.table else None
         if limit is None:
             return Decision(True, None, {})
         with self._lock:

@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from . import filters
 from .errors import ApiError
+from .handlers_bulk import BulkWritesMixin
+from .handlers_profiles import ProfileReadsMixin
 from .ratelimit import KLAVIYO_RATE_LIMITS, RateLimiter
 from .store import (
     DEFAULT_LIST_CREATE_DAILY_LIMIT,
@@ -47,6 +49,19 @@ JSONAPI = "application/vnd.api+json"
 _REVISION_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(\.[A-Za-z0-9_-]+)?$")
 _DRAIN_LIMIT = 64 * 1024 * 1024  # above this we stop reading and close the socket
 _ACCOUNT_ID = "EmUl8r"
+# POST bodies kept in the request log (parsed before faults and validation, so rejected and
+# faulted requests are visible too): the bulk and consent endpoints.
+_LOGGED_BODY_PATHS = frozenset(
+    {
+        "/api/profile-bulk-import-jobs",
+        "/api/event-bulk-create-jobs",
+        "/api/profile-subscription-bulk-create-jobs",
+        "/api/profile-subscription-bulk-delete-jobs",
+        "/api/profile-suppression-bulk-create-jobs",
+        "/api/profile-suppression-bulk-delete-jobs",
+        "/api/data-privacy-deletion-jobs",
+    }
+)
 
 Response = tuple[int, Optional[dict[str, Any]], dict[str, str]]
 
@@ -99,7 +114,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class KlaviyoHandler(BaseHTTPRequestHandler):
+class KlaviyoHandler(ProfileReadsMixin, BulkWritesMixin, BaseHTTPRequestHandler):
     """Request handler; one instance per request, many threads at once."""
 
     server: EmulatorHTTPServer
@@ -271,6 +286,8 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
         self._items: Optional[int] = None
         limiter = self.store.rate_limiter
         rate_headers: dict[str, str] = {}
+        # Deferred bulk imports (job_processing_seconds > 0) that are due take effect first.
+        self.store.process_due_jobs()
         try:
             try:
                 body = self._read_body()
@@ -284,7 +301,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
             body_size = len(body)
             self._authenticate()
             self._check_revision()
-            if method == "POST" and path == "/api/profile-bulk-import-jobs" and body:
+            if method == "POST" and path in _LOGGED_BODY_PATHS and body:
                 # Parsed before faults/validation so even rejected or faulted
                 # bulk requests are visible to tests in the request log.
                 try:
@@ -295,7 +312,7 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                     json_body = self._parsed_body
             if limiter is not None:
                 # Opt-in (--rate-limits klaviyo): per-operation fixed windows, see ratelimit.py.
-                decision = limiter.acquire(method, path, at=arrived)
+                decision = limiter.acquire(method, path, at=arrived, variant=self._rate_variant(query))
                 if not decision.allowed:
                     raise ApiError(
                         429,
@@ -360,6 +377,14 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                 time.sleep(delay)
         self._send(status, doc, headers)
 
+    @staticmethod
+    def _rate_variant(query: str) -> Optional[str]:
+        """``predictive_analytics`` when the request asks for it (smaller limits on profile reads)."""
+        for k, v in parse_qsl(query, keep_blank_values=True):
+            if k == "additional-fields[profile]" and "predictive_analytics" in v.split(","):
+                return "predictive_analytics"
+        return None
+
     def _route(self, method: str, path: str, query: str, body: bytes) -> Response:
         params: dict[str, str] = {}
         for k, v in parse_qsl(query, keep_blank_values=True):
@@ -372,6 +397,19 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
             (["profile-bulk-import-jobs", "*", "import-errors"], {"GET": self._get_job_errors}),
             (["lists"], {"GET": self._get_lists, "POST": self._post_list}),
             (["lists", "*"], {"GET": self._get_list}),
+            (["lists", "*", "profiles"], {"GET": self._get_list_member_profiles}),
+            (["profiles"], {"GET": self._get_profiles}),
+            (["event-bulk-create-jobs"], {"POST": self._post_event_bulk_create}),
+            (["profile-subscription-bulk-create-jobs"], {"POST": self._post_subscribe}),
+            (["profile-subscription-bulk-delete-jobs"], {"POST": self._post_unsubscribe}),
+            (["profile-suppression-bulk-create-jobs"], {"GET": self._get_suppress_jobs, "POST": self._post_suppress}),
+            (["profile-suppression-bulk-create-jobs", "*"], {"GET": self._get_suppress_job}),
+            (
+                ["profile-suppression-bulk-delete-jobs"],
+                {"GET": self._get_unsuppress_jobs, "POST": self._post_unsuppress},
+            ),
+            (["profile-suppression-bulk-delete-jobs", "*"], {"GET": self._get_unsuppress_job}),
+            (["data-privacy-deletion-jobs"], {"POST": self._post_deletion}),
             (
                 ["lists", "*", "relationships", "profiles"],
                 {
@@ -468,6 +506,9 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
         url = f"{base}/api/profile-bulk-import-jobs/{job.id}"
         status = status or job.status
         done = status == "complete"
+        started = None
+        if status != "queued":
+            started = iso(job.started_at or job.created_at)
         return {
             "type": "profile-bulk-import-job",
             "id": job.id,
@@ -475,11 +516,11 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
                 "status": status,
                 "created_at": iso(job.created_at),
                 "total_count": job.total_count,
-                "completed_count": job.total_count if done else 0,
-                "failed_count": 0,
+                "completed_count": job.total_count - job.failed_count if done else 0,
+                "failed_count": job.failed_count if done else 0,
                 "completed_at": iso(job.completed_at) if done and job.completed_at else None,
                 "expires_at": iso(job.created_at + timedelta(days=7)),
-                "started_at": iso(job.created_at) if done else None,
+                "started_at": started,
             },
             "relationships": {
                 "lists": {
@@ -588,7 +629,11 @@ class KlaviyoHandler(BaseHTTPRequestHandler):
 
     def _get_list_profiles(self, list_id: str, *, params: dict[str, str], body: bytes, query: str) -> Response:
         self.store.require_list(list_id)
-        predicate = filters.compile_filter(params.get("filter"), filters.LIST_PROFILE_FILTER_FIELDS)
+        predicate = filters.compile_filter(
+            params.get("filter"),
+            filters.LIST_PROFILE_FILTER_FIELDS,
+            max_list_values=filters.MAX_PROFILE_FILTER_LIST_VALUES,
+        )
         sort = params.get("sort")
         if sort is not None and sort not in ("joined_group_at", "-joined_group_at"):
             raise ApiError(400, f"'{sort}' is not a valid sort option.", parameter="sort")
@@ -721,10 +766,15 @@ class EmulatorServer:
         latency_ms: float = 0.0,
         time_scale: float = 1.0,
         lean: bool = False,
+        job_processing_seconds: float = 0.0,
     ) -> None:
         keys = [k for k in (api_keys or []) if k] or [DEFAULT_API_KEY]
         self._default_key = keys[0]
-        self.store = store or EmulatorStore(list_create_daily_limit=list_create_daily_limit)
+        self.store = store or EmulatorStore(
+            list_create_daily_limit=list_create_daily_limit, job_processing_seconds=job_processing_seconds
+        )
+        if store is not None and job_processing_seconds:
+            self.store.job_processing_seconds = float(job_processing_seconds)
         if lean:
             # Benchmarks: keep counts, not contents (bodies dropped, profiles reduced to identifiers).
             self.store.retain_bodies = False

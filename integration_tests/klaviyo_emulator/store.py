@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, Optional
 
 from .errors import ApiError
 from .ratelimit import RateLimiter
+from .store_consent import ConsentMixin
+from .store_events import EventsMixin
 
 DEFAULT_LIST_CREATE_DAILY_LIMIT = 150
 MAX_BULK_PROFILES = 10_000
@@ -32,6 +34,8 @@ MAX_LIST_RELATIONSHIP_ITEMS = 1_000
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LIST_ID_ALPHABET = string.ascii_letters + string.digits
 _ID_ATTRS = ("email", "phone_number", "external_id")
+# Indexed for lookups; bulk import matches on _ID_ATTRS only, events also on anonymous_id and _kx.
+_INDEX_ATTRS = _ID_ATTRS + ("anonymous_id", "_kx")
 
 
 _RFC4648_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
@@ -83,7 +87,7 @@ class RequestRecord:
     status: int
     body_size: int
     timestamp: float
-    json_body: Any = None  # parsed body, kept for bulk import job requests
+    json_body: Any = None  # parsed body, kept for the bulk and consent POST endpoints
     items: Optional[int] = None  # profiles in an accepted bulk job / ids in a list-relationship edit
 
     def to_dict(self, include_body: bool = False) -> dict[str, Any]:
@@ -113,6 +117,11 @@ class JobRecord:
     request_body: Any
     created_at: datetime
     completed_at: Optional[datetime]
+    # Deferred processing (``job_processing_seconds`` > 0): when processing starts and when the
+    # import is applied. Both None for jobs applied synchronously (the default).
+    started_at: Optional[datetime] = None
+    due_at: Optional[datetime] = None
+    failed_count: int = 0
 
     @property
     def list_id(self) -> Optional[str]:
@@ -133,7 +142,10 @@ class JobRecord:
             "profile_ids": list(self.profile_ids),
             "body_size": self.body_size,
             "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at) if self.started_at else None,
             "completed_at": iso(self.completed_at) if self.completed_at else None,
+            "due_at": iso(self.due_at) if self.due_at else None,
+            "failed_count": self.failed_count,
         }
         if include_body:
             out["request_body"] = self.request_body
@@ -196,8 +208,8 @@ class Fault:
         }
 
 
-class EmulatorStore:
-    """Profiles, lists, memberships, jobs, request log and pending faults."""
+class EmulatorStore(EventsMixin, ConsentMixin):
+    """Profiles, lists, memberships, jobs, events, consent, request log and pending faults."""
 
     def __init__(
         self,
@@ -207,8 +219,19 @@ class EmulatorStore:
         retain_bodies: bool = True,
         identifiers_only: bool = False,
         rate_limiter: Optional[RateLimiter] = None,
+        job_processing_seconds: float = 0.0,
     ) -> None:
+        if job_processing_seconds < 0:
+            raise ValueError("job_processing_seconds must not be negative")
         self.lock = threading.RLock()
+        # 0 (default): a bulk import is applied before its 202 answer. X > 0: the job stays
+        # ``queued`` for X/2 seconds, ``processing`` until X, and is applied (``complete``) at X.
+        self.job_processing_seconds = float(job_processing_seconds)
+        # The account-level default opt-in setting: used by Bulk Subscribe without a list ("If a
+        # list is not provided, the opt-in process used will be determined by the account-level
+        # default opt-in setting") and by Create List without opt_in_process ("If not provided,
+        # uses account default"). Klaviyo's own default is not in the spec; the emulator's is single.
+        self.account_opt_in_process = "single_opt_in"
         self.list_create_daily_limit = list_create_daily_limit
         # False (benchmarks): request bodies are parsed and applied but not kept in the request log
         # or the job records, so a multi-million-row run does not hold every body in memory.
@@ -229,10 +252,25 @@ class EmulatorStore:
         # list id -> {profile id: joined_at datetime}; dicts keep join order.
         self.memberships: dict[str, dict[str, datetime]] = {}
         self.jobs: dict[str, JobRecord] = {}
+        # job id -> (profiles, list ids) of deferred imports not applied yet
+        self._pending_imports: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
         self.list_creations: dict[str, int] = {}
-        self._index: dict[str, dict[str, str]] = {k: {} for k in _ID_ATTRS}
+        self._index: dict[str, dict[str, str]] = {k: {} for k in _INDEX_ATTRS}
+        self._init_events_state()
+        self._init_consent_state()
+        # Consent (see README "Consent"): profile id -> channel ("email.marketing", "sms.marketing",
+        # ...) -> {consent, consent_timestamp, last_updated, created_timestamp, method, method_detail,
+        # custom_method_detail, double_optin, phone_number}; a missing channel is NEVER_SUBSCRIBED.
+        self.consent: dict[str, dict[str, dict[str, Any]]] = {}
+        # profile id -> global email suppressions [{reason, timestamp}]
+        self.suppressions: dict[str, list[dict[str, Any]]] = {}
+        # profile id -> list-scoped email suppressions [{list_id, reason, timestamp}]
+        self.list_suppressions: dict[str, list[dict[str, Any]]] = {}
+        self._last_event: dict[str, datetime] = {}  # profile id -> time of its latest event
+        self._profile_seq: dict[str, int] = {}  # profile id -> creation sequence (for ordering lookups)
+        self._next_seq = 0
         self.max_in_flight = 0  # the most /api requests handled at once (client concurrency)
 
     # ------------------------------------------------------------------ misc
@@ -282,7 +320,7 @@ class EmulatorStore:
             record = {
                 "id": list_id,
                 "name": name,
-                "opt_in_process": opt_in_process or "single_opt_in",
+                "opt_in_process": opt_in_process or self.account_opt_in_process,
                 "created": now,
                 "updated": now,
             }
@@ -327,10 +365,12 @@ class EmulatorStore:
     def profile_by_email(self, email: str) -> Optional[dict[str, Any]]:
         return self.find_profile(email=email)
 
-    def _match(self, profile_id: Optional[str], attrs: dict[str, Any]) -> Optional[str]:
+    def _match(
+        self, profile_id: Optional[str], attrs: dict[str, Any], keys: tuple[str, ...] = _ID_ATTRS
+    ) -> Optional[str]:
         if profile_id and profile_id in self.profiles:
             return profile_id
-        for key in _ID_ATTRS:
+        for key in keys:
             value = attrs.get(key)
             if isinstance(value, str) and value:
                 pid = self._index[key].get(value)
@@ -339,7 +379,7 @@ class EmulatorStore:
         return None
 
     def _reindex(self, pid: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-        for key in _ID_ATTRS:
+        for key in _INDEX_ATTRS:
             before, after = old.get(key), new.get(key)
             if before == after:
                 continue
@@ -360,23 +400,31 @@ class EmulatorStore:
         return merged
 
     def upsert_profile(
-        self, attributes: dict[str, Any], profile_id: Optional[str] = None, *, now: Optional[datetime] = None
+        self,
+        attributes: dict[str, Any],
+        profile_id: Optional[str] = None,
+        *,
+        now: Optional[datetime] = None,
+        match_keys: tuple[str, ...] = _ID_ATTRS,
     ) -> tuple[str, bool]:
         """Create or update one profile; returns ``(id, created)``.
 
-        Matching order: resource id, then email, phone_number, external_id.
+        Matching order: resource id, then email, phone_number, external_id (then, for events,
+        anonymous_id and _kx: ``match_keys``).
         """
         if self.identifiers_only:
-            attributes = {k: attributes[k] for k in _ID_ATTRS if k in attributes}
+            attributes = {k: attributes[k] for k in _INDEX_ATTRS if k in attributes}
         with self.lock:
             now = now or self.now()
-            pid = self._match(profile_id, attributes)
+            pid = self._match(profile_id, attributes, match_keys)
             if pid is None:
                 pid = new_ulid(now)
                 while pid in self.profiles:
                     pid = new_ulid(now)
                 attrs = self._merge({}, attributes)
                 self.profiles[pid] = {"id": pid, "attributes": attrs, "created": now, "updated": now}
+                self._profile_seq[pid] = self._next_seq
+                self._next_seq += 1
                 self._reindex(pid, {}, attrs)
                 return pid, True
             rec = self.profiles[pid]
@@ -386,6 +434,40 @@ class EmulatorStore:
             rec["updated"] = now
             return pid, False
 
+    def profile_views(self, profile_ids: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:
+        """Copies of stored profiles with what a profile resource shows besides its attributes:
+        ``{id, record, consent, suppressions, list_suppressions, last_event_date}``, in creation
+        order (or in the order of ``profile_ids``, skipping unknown ids)."""
+        with self.lock:
+            ids = list(self.profiles) if profile_ids is None else [p for p in profile_ids if p in self.profiles]
+            return [self._profile_view(pid) for pid in ids]
+
+    def profile_ids_by(self, field: str, values: Iterable[str]) -> list[str]:
+        """Ids of the profiles whose ``field`` (``id``, ``email``, ``phone_number``, ``external_id``,
+        ``anonymous_id``, ``_kx``) equals one of ``values`` (exact), in creation order."""
+        with self.lock:
+            if field == "id":
+                found = {v for v in values if v in self.profiles}
+            else:
+                index = self._index[field]
+                found = {index[v] for v in values if v in index}
+            return sorted(found, key=lambda pid: self._profile_seq.get(pid, -1))
+
+    def _profile_view(self, pid: str) -> dict[str, Any]:
+        rec = self.profiles[pid]
+        return {
+            "id": pid,
+            "record": {
+                "attributes": copy_json(rec["attributes"]),
+                "created": rec["created"],
+                "updated": rec["updated"],
+            },
+            "consent": {k: dict(v) for k, v in self.consent.get(pid, {}).items()},
+            "suppressions": [dict(x) for x in self.suppressions.get(pid, ())],
+            "list_suppressions": [dict(x) for x in self.list_suppressions.get(pid, ())],
+            "last_event_date": self._last_event.get(pid),
+        }
+
     # ----------------------------------------------------------------- jobs
     def bulk_import(
         self,
@@ -394,11 +476,13 @@ class EmulatorStore:
         request_body: Any,
         body_size: int,
     ) -> JobRecord:
-        """Apply a validated bulk import synchronously and record the job.
+        """Record a validated bulk import job and apply it (now, or later when deferred).
 
         Referential checks happen first under the lock so a failing request
         changes nothing: every list must exist, and a profile that carries
-        only a resource ``id`` must refer to an existing profile.
+        only a resource ``id`` must refer to an existing profile.  With
+        ``job_processing_seconds`` > 0 the job is stored ``queued`` and
+        applied by :meth:`process_due_jobs` once that many seconds have passed.
         """
         with self.lock:
             for i, list_id in enumerate(list_ids):
@@ -415,17 +499,11 @@ class EmulatorStore:
                         pointer=f"/data/attributes/profiles/data/{i}/id",
                     )
             now = self.now()
-            ids: list[str] = []
-            for prof in profiles:
-                pid, _ = self.upsert_profile(prof.get("attributes") or {}, prof.get("id"), now=now)
-                ids.append(pid)
-            for list_id in list_ids:
-                self._add_members(list_id, ids, now)
             job = JobRecord(
                 id=new_ulid(now),
                 status="complete",
                 list_ids=list(list_ids),
-                profile_ids=ids,
+                profile_ids=[],
                 total_count=len(profiles),
                 body_size=body_size,
                 request_body=request_body if self.retain_bodies else None,
@@ -433,9 +511,67 @@ class EmulatorStore:
                 completed_at=now,
             )
             self.jobs[job.id] = job
+            delay = self.job_processing_seconds
+            if delay > 0:
+                job.status = "queued"
+                job.completed_at = None
+                job.due_at = now + timedelta(seconds=delay)
+                self._pending_imports[job.id] = (profiles, list(list_ids))
+                # Timers only make the store catch up without a request; every /api request,
+                # snapshot and job read also calls process_due_jobs(), which is idempotent.
+                for after in (delay / 2, delay):
+                    timer = threading.Timer(after + 0.01, self.process_due_jobs)
+                    timer.daemon = True
+                    timer.start()
+                return job
+            self._apply_import(job, profiles, list_ids, now)
             return job
 
+    def _apply_import(self, job: JobRecord, profiles: list[dict[str, Any]], list_ids: list[str], now: datetime) -> None:
+        ids: list[str] = []
+        for prof in profiles:
+            attrs = prof.get("attributes") or {}
+            pid = prof.get("id")
+            if (
+                pid
+                and pid not in self.profiles
+                and not any(isinstance(attrs.get(k), str) and attrs.get(k) for k in _ID_ATTRS)
+            ):
+                # Only possible for a deferred job whose profile was deleted in the meantime.
+                job.failed_count += 1
+                continue
+            pid, _ = self.upsert_profile(attrs, pid, now=now)
+            ids.append(pid)
+        for list_id in list_ids:
+            if list_id in self.lists:
+                self._add_members(list_id, ids, now)
+        job.profile_ids = ids
+
+    def process_due_jobs(self) -> None:
+        """Advance deferred bulk import jobs: ``queued`` -> ``processing`` (at half the delay) ->
+        applied and ``complete`` (at the full delay). A no-op when nothing is pending."""
+        if not self._pending_imports:
+            return
+        with self.lock:
+            now = self.now()
+            for job_id in list(self._pending_imports):
+                job = self.jobs.get(job_id)
+                if job is None or job.due_at is None:
+                    self._pending_imports.pop(job_id, None)
+                    continue
+                halfway = job.created_at + (job.due_at - job.created_at) / 2
+                if now >= job.due_at:
+                    profiles, list_ids = self._pending_imports.pop(job_id)
+                    job.started_at = job.started_at or halfway
+                    self._apply_import(job, profiles, list_ids, now)
+                    job.status = "complete"
+                    job.completed_at = now
+                elif now >= halfway and job.status == "queued":
+                    job.status = "processing"
+                    job.started_at = now
+
     def get_job(self, job_id: str) -> Optional[JobRecord]:
+        self.process_due_jobs()
         with self.lock:
             return self.jobs.get(job_id)
 
@@ -446,6 +582,15 @@ class EmulatorStore:
                 r.json_body
                 for r in self.requests
                 if r.json_body is not None and r.method == "POST" and r.path == "/api/profile-bulk-import-jobs"
+            ]
+
+    def request_bodies(self, path: str, method: str = "POST") -> list[Any]:
+        """Parsed bodies of every request to ``path`` (accepted, rejected or faulted), in arrival
+        order. Kept for the bulk and consent endpoints (not in lean mode)."""
+        path = path.rstrip("/") or "/"
+        with self.lock:
+            return [
+                r.json_body for r in self.requests if r.json_body is not None and r.method == method and r.path == path
             ]
 
     def sent_profiles(self) -> list[Any]:
@@ -587,6 +732,7 @@ class EmulatorStore:
     # -------------------------------------------------------------- dumping
     def snapshot(self, include_bodies: bool = False) -> dict[str, Any]:
         """A JSON-ready copy of the whole state (served by ``/__emulator__/state``)."""
+        self.process_due_jobs()
         with self.lock:
             return {
                 "profiles": [
@@ -611,6 +757,8 @@ class EmulatorStore:
                 "list_create_daily_limit": self.list_create_daily_limit,
                 "throttled": self.rate_limiter.throttled_total() if self.rate_limiter else 0,
                 "rate_limits": self.rate_limiter.snapshot() if self.rate_limiter else None,
+                **self._events_snapshot(),
+                **self._consent_snapshot(),
                 "generated_at": time.time(),
             }
 
@@ -621,6 +769,7 @@ class EmulatorStore:
         request, in arrival order (``items``: profiles of an accepted bulk job, ids of an accepted
         list-relationship edit, else null).
         """
+        self.process_due_jobs()
         with self.lock:
             status_counts: dict[str, int] = {}
             for r in self.requests:
@@ -630,6 +779,10 @@ class EmulatorStore:
                 "profiles": len(self.profiles),
                 "lists": len(self.lists),
                 "jobs": len(self.jobs),
+                "events": len(self.event_records),
+                "metrics": len(self.metrics),
+                "global_unsubscribes": len(self.global_unsubscribes),
+                "deletions": len(self.deletions),
                 "memberships": {lid: len(members) for lid, members in self.memberships.items()},
                 "requests": len(self.requests),
                 "request_counts": self.request_counts(),
