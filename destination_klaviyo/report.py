@@ -44,6 +44,8 @@ class SyncReport:
         self.mirrors: list[str] = []
         self.verifications: list[str] = []
         self.import_failures = 0
+        self.tallies: dict[str, Counter[str]] = defaultdict(Counter)  # heading -> what -> count
+        self.backlogs: dict[str, tuple[int, float]] = {}  # work queued behind a slow endpoint: (pending, per second)
 
     def received(self, stream: str) -> int:
         counts = self.streams[stream]
@@ -77,6 +79,15 @@ class SyncReport:
         with self.lock:
             self.requests[kind] += 1
 
+    def tally(self, heading: str, what: str, count: int = 1) -> None:
+        """Count something a surface wants in the summary, e.g. deletions per identifier kind."""
+        with self.lock:
+            self.tallies[heading][what] += count
+
+    def backlog(self, name: str, pending: int, per_second: float) -> None:
+        """How much work waits behind an endpoint's rate limit, for the progress line's ETA."""
+        self.backlogs[name] = (pending, per_second)
+
     def mirrored(self, line: str) -> None:
         self.mirrors.append(line)
 
@@ -102,6 +113,8 @@ class SyncReport:
         for target in sorted(set(self.targets) | set(self.target_lists)):
             actions = ", ".join(f"{action} {n}" for action, n in sorted(self.targets[target].items())) or "no rows"
             lines.append(f"Target '{target}' -> {self.target_lists.get(target, '?')}: {actions}")
+        for heading, counts in sorted(self.tallies.items()):
+            lines.append(f"{heading}: " + ", ".join(f"{what} {n}" for what, n in sorted(counts.items())))
         lines += self.mirrors
         lines += self.verifications
         if self.requests:
@@ -134,5 +147,15 @@ class Progress:
             f"Progress: read {read} rows ({rate:,.0f} rows/s now, {read / (now - self.started):,.0f} on average), "
             f"{'would deliver' if self.report.dry_run else 'delivered'} {delivered}, "
             f"rejected {self.report.total_rejected()}, {in_flight} request(s) in flight, {states_echoed} state(s) echoed"
+            + "".join(backlog_text(name, *queued) for name, queued in sorted(self.report.backlogs.items()))
         )
         self.last, self.rows_at_last = now, read
+
+
+def backlog_text(name: str, pending: int, per_second: float) -> str:
+    """`, 3,600 profile deletions pending (about 1h02m at 58/min)`; empty when nothing waits."""
+    if not pending or per_second <= 0:
+        return ""
+    minutes = round(pending / per_second / 60)
+    eta = f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{max(minutes, 1)} min"
+    return f", {pending:,} {name} pending (about {eta} at {per_second * 60:.0f}/min)"

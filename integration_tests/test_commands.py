@@ -82,6 +82,7 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
         "profiles": {"append", "append_dedup", "update"},
         "list_memberships": {"append", "append_dedup", "update"},
         "list_memberships_by_profile_id": {"append", "append_dedup", "update", "soft_delete"},
+        "profile_deletions": {"append", "append_dedup", "update", "soft_delete"},
     }
     # A replace is not a mode on the data-activation screen (the platform sends it as generation ids):
     # each operation's schema says what a replace does there.
@@ -92,6 +93,9 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
     assert keys["profiles"] == [["email"], ["phone_number"], ["external_id"]]
     assert keys["list_memberships"] == [["email"], ["phone_number"], ["external_id"], ["klaviyo_profile_id"]]
     assert keys["list_memberships_by_profile_id"] == [["klaviyo_profile_id"]]
+    assert keys["profile_deletions"] == [["klaviyo_profile_id"], ["email"], ["phone_number"], ["external_id"]]
+    assert "deletes the profiles of its rows" in descriptions["profile_deletions"]
+    assert "Irreversible" in descriptions["profile_deletions"]
     profiles = next(op for op in operations if op["object_name"] == "profiles")
     assert "email" in profiles["json_schema"]["properties"]
     assert "pk_discover_secret" not in run.stdout + run.stderr

@@ -1,0 +1,159 @@
+"""Identity, end to end: deleting profiles, removing and mirroring list members by email, phone or
+external id. The console script against the emulator, as Airbyte runs it."""
+
+from integration_tests.harness import (
+    EMULATOR_KEY,
+    catalog,
+    configured_stream,
+    lines,
+    platform_state,
+    record,
+    run_connector,
+    stream_state,
+)
+
+DELETIONS = "/api/data-privacy-deletion-jobs"
+
+
+def config(**extra):
+    return {"private_api_key": EMULATOR_KEY, **extra}
+
+
+def import_profiles(emulator, *profiles):
+    """Seed profiles through the emulated bulk import (applied at once without deferred jobs)."""
+    data = [{"type": "profile", "attributes": attributes} for attributes in profiles]
+    body = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": data}}}}
+    emulator.api("POST", "/api/profile-bulk-import-jobs", body)
+    return {p["attributes"].get("email") or p["attributes"].get("external_id"): p["id"] for p in emulator.state()["profiles"]}
+
+
+def requests_to(emulator, method, path):
+    return [r for r in emulator.state()["requests"] if r["method"] == method and r["path"] == path]
+
+
+# -- profile_deletions ---------------------------------------------------------------------------
+
+
+def test_a_deletion_stream_deletes_each_row_by_its_most_specific_identifier(emulator):
+    ids = import_profiles(
+        emulator,
+        {"email": "by-id@example.com"},
+        {"email": "by-email@example.com", "phone_number": "+14155550101"},
+        {"phone_number": "+14155550102"},
+        {"external_id": "crm-7", "email": "ext@example.com"},
+        {"email": "cdc@example.com"},
+        {"email": "keep@example.com", "external_id": "crm-keep"},
+    )
+    phone_only = next(p["id"] for p in emulator.state()["profiles"] if p["attributes"].get("phone_number") == "+14155550102")
+    rows = [
+        record("erasure", {"klaviyo_profile_id": ids["by-id@example.com"], "email": "not-an-email"}),
+        record("erasure", {"email": "by-email@example.com", "phone_number": "+14155550101", "external_id": "x"}),
+        record("erasure", {"phone_number": "+1 415 555 0102", "request_id": 3}),
+        stream_state("erasure", 3),
+        record("erasure", {"external_id": "crm-7"}),
+        record("erasure", {"external_id": "crm-unknown"}),  # not in Klaviyo: counted, accepted
+        record("erasure", {"first_name": "nobody"}),  # no identifier: rejected
+        record("erasure", {"email": "cdc@example.com", "_ab_cdc_deleted_at": "2026-01-01T00:00:00Z"}),
+        platform_state("erasure", 7, state_id=2, source_count=4),
+    ]
+    run = run_connector(
+        "write",
+        config=config(streams=[{"stream": "erasure", "surface": "profile_deletions"}]),
+        catalog=catalog(configured_stream("erasure", "append_dedup")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    state = emulator.state(include_bodies=True)
+    assert [p["attributes"]["email"] for p in state["profiles"]] == ["keep@example.com"]
+    # One identifier per request, the most specific the row has; an external id is resolved to the id.
+    identifiers = [d["identifier"] for d in state["deletions"]]
+    assert identifiers == [
+        {"id": ids["by-id@example.com"]},
+        {"email": "by-email@example.com"},
+        {"phone_number": "+14155550102"},
+        {"id": ids["ext@example.com"]},
+        {"email": "cdc@example.com"},
+    ]
+    assert phone_only in state["deletions"][2]["profile_ids"]
+    (lookup,) = requests_to(emulator, "GET", "/api/profiles")  # both external ids in one lookup
+    assert "any%28external_id" in lookup["query"]
+    assert [s["destinationStats"] for s in run.states] == [
+        {"recordCount": 3.0, "rejectedRecordCount": 0.0},
+        {"recordCount": 3.0, "rejectedRecordCount": 1.0},
+    ]
+    summary = [line for line in run.logs if "Profile deletions of stream 'erasure'" in line]
+    assert summary and "by email 2" in summary[0] and "by external_id 2" in summary[0]
+    assert "by klaviyo_profile_id 1" in summary[0] and "by phone_number 1" in summary[0]
+    assert "not in Klaviyo 1" in summary[0]
+    assert "by-email@example.com" not in run.stdout + run.stderr  # identifiers are personal data
+
+
+def test_deletions_are_never_reached_by_a_stream_name_or_default_surface(emulator):
+    import_profiles(emulator, {"email": "safe@example.com"})
+    for cfg, stream in (
+        (config(), "profile_deletions"),
+        (config(default_surface="profile_deletions"), "anything"),
+    ):
+        run = run_connector(
+            "write",
+            config=cfg,
+            catalog=catalog(configured_stream(stream)),
+            stdin=lines([record(stream, {"email": "safe@example.com"})]),
+            origin=emulator.url,
+        )
+        assert run.returncode != 0
+        (trace,) = run.traces
+        assert trace["error"]["failure_type"] == "config_error"
+        assert "profile_deletions" in trace["error"]["message"]
+    assert requests_to(emulator, "POST", DELETIONS) == []
+    assert [p["attributes"]["email"] for p in emulator.state()["profiles"]] == ["safe@example.com"]
+
+
+def test_a_destination_object_picked_in_the_connection_reaches_deletions(emulator):
+    import_profiles(emulator, {"email": "picked@example.com"})
+    run = run_connector(
+        "write",
+        config=config(),
+        catalog=catalog(configured_stream("requests", "soft_delete", object_name="profile_deletions")),
+        stdin=lines([record("requests", {"email": "picked@example.com"})]),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert emulator.state()["profiles"] == []
+
+
+def test_a_dry_run_of_deletions_counts_rows_and_sends_nothing(emulator):
+    import_profiles(emulator, {"email": "a@example.com", "external_id": "e1"})
+    before = len(emulator.state()["requests"])
+    rows = [record("erasure", {"email": "a@example.com"}), record("erasure", {"external_id": "e1"})]
+    run = run_connector(
+        "write",
+        config=config(dry_run=True, streams=[{"stream": "erasure", "surface": "profile_deletions"}]),
+        catalog=catalog(configured_stream("erasure")),
+        stdin=lines(rows + [stream_state("erasure", 2)]),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert emulator.requests_since(before) == []  # no deletion, and not even a lookup
+    assert len(emulator.state()["profiles"]) == 1
+    plan = [line for line in run.logs if line.startswith("Dry run plan")]
+    assert any("Profile deletions of stream 'erasure': by email 1, by external_id 1" in line for line in plan), plan
+    assert any("profile deletions planned (dry run): 2" in line for line in plan), plan
+    assert run.states == []
+
+
+def test_a_key_without_the_data_privacy_scope_fails_naming_it_and_keeps_the_state(emulator):
+    import_profiles(emulator, {"email": "a@example.com"})
+    emulator.fault(method="POST", path=DELETIONS, status=403, count=1, detail="You do not have permission.")
+    run = run_connector(
+        "write",
+        config=config(streams=[{"stream": "erasure", "surface": "profile_deletions"}]),
+        catalog=catalog(configured_stream("erasure")),
+        stdin=lines([record("erasure", {"email": "a@example.com"}), stream_state("erasure", 1)]),
+        origin=emulator.url,
+    )
+    assert run.returncode != 0
+    error = run.traces[-1]["error"]
+    assert error["failure_type"] == "config_error" and "data-privacy:write" in error["message"]
+    assert run.states == []
