@@ -129,19 +129,34 @@ class Sink(ABC):
         return set()
 
     # -- delivery ---------------------------------------------------------------------------------
-    def submit(self, batch: BodyBatch, request: Request, riders: Sequence[Entry] = ()) -> Future[None]:
+    def submit(
+        self,
+        batch: BodyBatch,
+        request: Request,
+        riders: Sequence[Entry] = (),
+        after: Sequence[Future[None]] = (),
+    ) -> Future[None]:
         """Deliver `batch` on a worker (or at once without a dispatcher); track it until accepted.
 
         `riders` are rows with no item of their own whose effect the batch carries (a row a later
         row of the same profile superseded): they are pending, and counted, with the batch.
+        `after` are requests that must be done first (an earlier removal of a person this batch
+        adds again); a failed one fails this one.
         """
         first = min(entry.seq for entry in (*batch.entries[:1], *riders))
 
         def job() -> None:
+            for earlier in after:
+                earlier.result()
             self.deliver(batch, request)
             if riders:
                 self._count_delivered(riders, "superseded")
 
+        return self.run(first, job)
+
+    def run(self, first_seq: int, job: Callable[[], None]) -> Future[None]:
+        """Run `job` on a worker (or at once without a dispatcher); rows from `first_seq` on stay
+        pending until it is done. Jobs only wait for jobs submitted before them, so none deadlocks."""
         dispatcher = self.context.dispatcher
         if dispatcher is None:
             future: Future[None] = Future()
@@ -149,7 +164,7 @@ class Sink(ABC):
             future.set_result(None)
         else:
             future = dispatcher.submit(job)
-        self.inflight.append((first, future))
+        self.inflight.append((first_seq, future))
         return future
 
     def deliver(self, batch: BodyBatch, request: Request) -> None:

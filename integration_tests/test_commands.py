@@ -80,7 +80,7 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
         modes.setdefault(op["object_name"], set()).add(op["sync_mode"])
     assert modes == {
         "profiles": {"append", "append_dedup", "update"},
-        "list_memberships": {"append", "append_dedup", "update"},
+        "list_memberships": {"append", "append_dedup", "update", "soft_delete"},
         "list_memberships_by_profile_id": {"append", "append_dedup", "update", "soft_delete"},
         "profile_deletions": {"append", "append_dedup", "update", "soft_delete"},
     }

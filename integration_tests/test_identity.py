@@ -1,8 +1,13 @@
 """Identity, end to end: deleting profiles, removing and mirroring list members by email, phone or
 external id. The console script against the emulator, as Airbyte runs it."""
 
+import time
+
+import pytest
+
 from integration_tests.harness import (
     EMULATOR_KEY,
+    EmulatorProcess,
     catalog,
     configured_stream,
     lines,
@@ -157,3 +162,155 @@ def test_a_key_without_the_data_privacy_scope_fails_naming_it_and_keeps_the_stat
     error = run.traces[-1]["error"]
     assert error["failure_type"] == "config_error" and "data-privacy:write" in error["message"]
     assert run.states == []
+
+
+# -- removal on list_memberships --------------------------------------------------------------------
+
+
+def seed_list(emulator, name, *profiles):
+    """A list holding these profiles (bulk import into it), and {email or external id or phone: id}."""
+    list_id = emulator.create_list(name)
+    data = [{"type": "profile", "attributes": attributes} for attributes in profiles]
+    body = {
+        "data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": data}},
+            "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
+        }
+    }
+    job = emulator.api("POST", "/api/profile-bulk-import-jobs", body)["data"]["id"]
+    while emulator.api("GET", f"/api/profile-bulk-import-jobs/{job}")["data"]["attributes"]["status"] != "complete":
+        time.sleep(0.1)  # a deferred emulator applies it after its delay
+    ids = {}
+    for p in emulator.state()["profiles"]:
+        a = p["attributes"]
+        ids[a.get("email") or a.get("external_id") or a.get("phone_number")] = p["id"]
+    return list_id, ids
+
+
+def member_keys(emulator, list_id):
+    """The list's members by email (else external id, else phone), sorted."""
+    state = emulator.state()
+    profiles = {p["id"]: p["attributes"] for p in state["profiles"]}
+    keys = []
+    for pid in state["memberships"].get(list_id, []):
+        a = profiles.get(pid, {})
+        keys.append(a.get("email") or a.get("external_id") or a.get("phone_number") or pid)
+    return sorted(keys)
+
+
+SEED = (
+    {"email": "by-email@example.com"},
+    {"phone_number": "+14155550100"},
+    {"external_id": "crm-3"},
+    {"email": "by-id@example.com"},
+    {"email": "stays@example.com"},
+)
+
+
+def test_cdc_deletions_remove_list_members_by_email_phone_external_id_or_profile_id(emulator):
+    list_id, ids = seed_list(emulator, "VIP", *SEED)
+    deleted = "2026-01-01T00:00:00Z"
+    rows = [
+        record("vip", {"email": "new@example.com", "first_name": "New"}),
+        record("vip", {"email": "by-email@example.com", "_ab_cdc_deleted_at": deleted}),
+        record("vip", {"phone_number": "+1 415 555 0100", "_ab_cdc_deleted_at": deleted}),
+        record("vip", {"external_id": "crm-3", "_ab_cdc_deleted_at": deleted}),
+        record("vip", {"klaviyo_profile_id": ids["by-id@example.com"], "_ab_cdc_deleted_at": deleted}),
+        record("vip", {"email": "never-synced@example.com", "_ab_cdc_deleted_at": deleted}),
+        record("vip", {"_ab_cdc_deleted_at": deleted, "first_name": "no identifier"}),
+        platform_state("vip", 7, state_id=1, source_count=7),
+    ]
+    run = run_connector(
+        "write",
+        config=config(streams=[{"stream": "vip", "surface": "list_memberships", "target": "VIP"}]),
+        catalog=catalog(configured_stream("vip", "append_dedup")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert member_keys(emulator, list_id) == ["new@example.com", "stays@example.com"]
+    # Lookups go by identifier with any(); removals by profile id, in one request.
+    lookups = requests_to(emulator, "GET", "/api/profiles")
+    assert lookups and all("any%28" in r["query"] for r in lookups)
+    assert len(requests_to(emulator, "DELETE", f"/api/lists/{list_id}/relationships/profiles")) == 1
+    # A person not in Klaviyo is accepted (nothing to remove) and counted; a row without identifier is rejected.
+    assert [s["destinationStats"] for s in run.states] == [{"recordCount": 6.0, "rejectedRecordCount": 1.0}]
+    target = [line for line in run.logs if line.startswith("Sync summary: Target 'VIP'")]
+    assert target and "not in Klaviyo 1" in target[0] and "remove 4" in target[0] and "upsert 1" in target[0], target
+    # Removing from a list never deletes the profile.
+    assert len(emulator.state()["profiles"]) == len(SEED) + 1
+
+
+def test_soft_delete_removes_every_rows_person_from_the_list(emulator):
+    list_id, _ = seed_list(emulator, "Churned", *SEED)
+    rows = [record("gone", {"email": "by-email@example.com"}), record("gone", {"external_id": "crm-3"})]
+    run = run_connector(
+        "write",
+        config=config(streams=[{"stream": "gone", "surface": "list_memberships", "target": "Churned"}]),
+        catalog=catalog(configured_stream("gone", "soft_delete")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert member_keys(emulator, list_id) == ["+14155550100", "by-id@example.com", "stays@example.com"]
+    assert requests_to(emulator, "POST", "/api/profile-bulk-import-jobs")[1:] == []  # nothing upserted
+
+
+def test_a_dry_run_plans_removals_and_looks_nothing_up(emulator):
+    list_id, _ = seed_list(emulator, "VIP", *SEED)
+    before = len(emulator.state()["requests"])
+    run = run_connector(
+        "write",
+        config=config(dry_run=True, streams=[{"stream": "vip", "surface": "list_memberships", "target": "VIP"}]),
+        catalog=catalog(configured_stream("vip", "soft_delete")),
+        stdin=lines([record("vip", {"email": "by-email@example.com"})]),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    made = emulator.requests_since(before)
+    assert [r for r in made if r["method"] != "GET" or r["path"] == "/api/profiles"] == []
+    assert len(member_keys(emulator, list_id)) == len(SEED)
+    assert any("Target 'VIP' -> list" in line and "remove 1" in line for line in run.logs if "Dry run plan" in line)
+
+
+@pytest.fixture(scope="module")
+def deferred_emulator():
+    """Bulk imports complete 2 s after Klaviyo accepted them, as real imports are processed later."""
+    with EmulatorProcess(extra_args=["--job-processing-seconds", "2"]) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def slow_imports(deferred_emulator):
+    deferred_emulator.reset()
+    return deferred_emulator
+
+
+def test_a_person_imported_then_deleted_in_one_sync_ends_removed_and_one_removed_then_added_ends_a_member(slow_imports):
+    emulator = slow_imports
+    list_id, _ = seed_list(emulator, "VIP", {"email": "readded@example.com"}, {"email": "stays@example.com"})
+    deleted = "2026-01-01T00:00:00Z"
+    rows = [
+        record("vip", {"email": "flash@example.com", "first_name": "Flash"}),  # imported, still queued at Klaviyo ...
+        record("vip", {"email": "flash@example.com", "_ab_cdc_deleted_at": deleted}),  # ... when this removal comes
+        record("vip", {"email": "readded@example.com", "_ab_cdc_deleted_at": deleted}),
+        record("vip", {"email": "readded@example.com", "first_name": "Back"}),  # must be imported after the removal
+        stream_state("vip", 4),
+    ]
+    run = run_connector(
+        "write",
+        config=config(streams=[{"stream": "vip", "surface": "list_memberships", "target": "VIP"}]),
+        catalog=catalog(configured_stream("vip")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    time.sleep(2.5)  # let the last import, accepted at the end of the sync, be processed
+    assert member_keys(emulator, list_id) == ["readded@example.com", "stays@example.com"]
+    flash = next(p for p in emulator.state()["profiles"] if p["attributes"].get("email") == "flash@example.com")
+    assert flash["attributes"]["first_name"] == "Flash"  # the import happened; only the membership is gone
+    # The connector polled its import job before removing, and no job of its own was left unfinished then.
+    polls = requests_to(emulator, "GET", "/api/profile-bulk-import-jobs/" + emulator.state()["jobs"][1]["id"])
+    assert polls
+    assert len(run.states) == 1
