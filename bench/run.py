@@ -13,10 +13,11 @@ unthrottled (per --rows size): the emulator answers at once and never throttles.
 throttled: the emulator enforces Klaviyo's per-endpoint limits (`--rate-limits klaviyo`) with
     `--latency-ms` (default 250) per request, optionally time-scaled (`--time-scale X`: simulated
     time runs X times faster; limits and latency scale with it, and rates are converted back to
-    simulated time). Two runs: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
-    25,000 profiles/s) and memberships (list_memberships_by_profile_id, POST list relationships;
-    ceiling 150 calls/min x 1,000 = 2,500 ids/s). Reports sustained items/s as % of the ceiling and
-    the 429s the emulator sent.
+    simulated time). Three runs: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
+    25,000 profiles/s), memberships (list_memberships_by_profile_id, POST list relationships;
+    ceiling 150 calls/min x 1,000 = 2,500 ids/s) and events (an orders stream to the events
+    surface, Bulk Create Events; ceiling 150 requests/min x 1,000 = 2,500 events/s). Reports
+    sustained items/s as % of the ceiling and the 429s the emulator sent.
 
 Nothing is asserted: it prints numbers (and writes them as JSON with --json). Input files are
 generated once per (kind, rows) into $BENCH_DATA_DIR (default: <tmp>/destination-klaviyo-bench).
@@ -52,8 +53,10 @@ CONNECTOR = Path(sys.executable).parent / "destination-klaviyo"
 API_KEY = "pk_emulator_bench_key"
 PROFILE_CEILING = 150 / 60 * 10_000  # bulk import jobs: 150/min steady x 10,000 profiles per job
 MEMBERSHIP_CEILING = 150 / 60 * 1_000  # list relationship calls: 150/min steady x 1,000 ids per call
+EVENT_CEILING = 150 / 60 * 1_000  # Bulk Create Events: 150/min steady x 1,000 events per request
 STEADY_WINDOW = 60.0
 BULK_PATH = "/api/profile-bulk-import-jobs"
+EVENTS_PATH = "/api/event-bulk-create-jobs"
 
 
 # ------------------------------------------------------------------------------------- processes
@@ -149,6 +152,17 @@ def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
     stream = datagen.STREAMS[kind]
     if kind == "profiles":
         config["default_surface"] = "profiles"
+    elif kind == "events":
+        config["streams"] = [
+            {
+                "stream": stream,
+                "surface": "events",
+                "metric": datagen.BENCH_METRIC,
+                "time_field": "ordered_at",
+                "value_field": "total",
+                "value_currency": "USD",
+            }
+        ]
     else:
         config["default_surface"] = "list_memberships_by_profile_id"
         if list_id:
@@ -163,6 +177,8 @@ def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
                 },
                 "sync_mode": "incremental",
                 "destination_sync_mode": "append",
+                # events: the default unique_id comes from the primary key (and cursor, in append mode)
+                **({"primary_key": [["order_id"]], "cursor_field": ["updated_at"]} if kind == "events" else {}),
             }
         ]
     }
@@ -346,6 +362,11 @@ def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_
     if kind == "profiles":
         ceiling = PROFILE_CEILING
         wanted = lambda method, path: method == "POST" and path == BULK_PATH  # noqa: E731
+    elif kind == "events":
+        ceiling = EVENT_CEILING
+        wanted = lambda method, path: method == "POST" and path == EVENTS_PATH  # noqa: E731
+        if stats["events"] != rows:
+            problems.append(f"{label}: emulator holds {stats['events']} events, expected {rows}")
     else:
         ceiling = MEMBERSHIP_CEILING
         wanted = lambda method, path: method == "POST" and path.endswith("/relationships/profiles")  # noqa: E731
@@ -495,9 +516,10 @@ def print_throttled(results: list[dict]) -> None:
     print("\n## Throttled (Klaviyo rate limits + latency)\n")
     print(
         "| surface | rows | time scale | latency ms | wall s (real) | sustained /s (simulated) | ceiling /s "
-        "| % of ceiling | average % | 429s | requests | items/request | max in flight | connector CPU share |"
+        "| % of ceiling | average % | 429s | requests | items/request | max in flight | connector CPU share "
+        "| peak RSS MB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {r['kind']} | {fmt(r['rows'])} | {fmt(r['time_scale'], 0)} | {fmt(r['latency_ms'], 0)} "
@@ -505,7 +527,8 @@ def print_throttled(results: list[dict]) -> None:
             f"| {fmt(r['sustained_pct'], 1)}%{'' if r['is_sustained'] else ' (not sustained)'} "
             f"| {fmt(r['average_pct'], 1)}% | {fmt(r['throttled_429'])} "
             f"| {fmt(r['requests_accepted'])} | {fmt(r['items_per_request'], 0)} "
-            f"| {fmt(r['max_in_flight'])} | {fmt(r['connector_cpu_share'] * 100, 0)}% |"
+            f"| {fmt(r['max_in_flight'])} | {fmt(r['connector_cpu_share'] * 100, 0)}% "
+            f"| {fmt(r['connector_peak_rss_mb'], 0)} |"
         )
     for r in results:
         windows = r.get("throttled_429_by_window") or {}
@@ -521,7 +544,7 @@ def print_throttled(results: list[dict]) -> None:
                 f"{r['time_scale']:g} its CPU, not the rate limit, may be what bounds this run."
             )
     if results:
-        print("\nTargets: >= 95% of each ceiling, zero 429s.")
+        print("\nTargets: >= 95% of each ceiling, zero 429s, peak RSS < 250 MB.")
 
 
 def main() -> int:
@@ -544,7 +567,15 @@ def main() -> int:
         help="throttled memberships run size (default 400,000: 160 s at the ceiling)",
     )
     parser.add_argument(
-        "--surfaces", default="profiles,memberships", help="throttled: comma-separated profiles,memberships"
+        "--event-rows",
+        type=int,
+        default=400_000,
+        help="throttled events run size (default 400,000: 160 s at the ceiling)",
+    )
+    parser.add_argument(
+        "--surfaces",
+        default="profiles,memberships,events",
+        help="throttled: comma-separated profiles,memberships,events",
     )
     parser.add_argument("--ref", help="benchmark destination_klaviyo/ as of this git revision (default: working tree)")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
@@ -579,7 +610,8 @@ def main() -> int:
             print_unthrottled(results["unthrottled"])
         if args.mode in ("throttled", "both"):
             for kind in [s.strip() for s in args.surfaces.split(",") if s.strip()]:
-                rows = args.profile_rows if kind == "profiles" else args.membership_rows
+                sizes_by_kind = {"profiles": args.profile_rows, "memberships": args.membership_rows}
+                rows = sizes_by_kind.get(kind, args.event_rows)
                 results["throttled"].append(throttled(kind, rows, args, tmp, source_dir))
                 _progress(results["throttled"][-1])
             print_throttled(results["throttled"])

@@ -37,13 +37,20 @@ from destination_klaviyo.config import KlaviyoConfig, parse_config
 from destination_klaviyo.discover import discover_message
 from destination_klaviyo.errors import explain
 from destination_klaviyo.protocol import dumps, message_to_dict, read_messages
-from destination_klaviyo.surfaces import all_supported_modes, default_surface_names, surface_names
+from destination_klaviyo.surfaces import SURFACES, SurfaceSpec, all_supported_modes, default_surface_names, surface_names
 from destination_klaviyo.writer import KlaviyoWriter
 
 logger = logging.getLogger("airbyte")
 
 SPEC_PATH = Path(__file__).with_name("spec.json")
 DOCUMENTATION_URL = "https://docs.airbyte.com/integrations/destinations/klaviyo"
+
+
+def configured_surfaces(config: KlaviyoConfig) -> list[SurfaceSpec]:
+    """The surfaces the config maps streams to (`streams`, `default_surface`). `check` has no catalog,
+    so a surface picked only as a destination object in the connection is not known here."""
+    named = {mapping.surface for mapping in config.streams} | {config.default_surface}
+    return [spec for surface, spec in SURFACES.items() if surface in named]
 
 
 class DestinationKlaviyo(Destination):
@@ -80,6 +87,11 @@ class DestinationKlaviyo(Destination):
             return AirbyteConnectionStatus(status=Status.FAILED, message=str(exc))
         try:
             client.get_accounts()
+            # A read cannot prove a write scope: a surface the config maps streams to may send a
+            # request that changes nothing, which Klaviyo refuses with 403 when the scope is missing.
+            for spec in configured_surfaces(parsed):
+                if spec.probe is not None:
+                    spec.probe(client)
         except (KlaviyoApiError, KlaviyoUnreachable) as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=explain(exc))
         finally:

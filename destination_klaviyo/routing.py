@@ -3,7 +3,10 @@
 Order: the configured stream's `destination_object_name` (Airbyte data activation), then the
 config's `streams` entry, then the stream's own name when it is a surface name, then
 `default_surface`. A stream nothing maps, or a sync mode its surface cannot honour, is a
-config_error naming the stream and the fix. A surface whose rows are irreversible (`explicit_only`:
+config_error naming the stream and the fix. A surface with per-stream options (events: the metric,
+time column, ...) checks them here too (`SurfaceSpec.prepare`), so a missing option also fails
+before any request; the route keeps what it prepared (`plan`), with the stream's primary key and
+cursor from the configured catalog. A surface whose rows are irreversible (`explicit_only`:
 profile deletions) is reached only by the first two rules, the user naming it for the stream;
 `default_surface` may not name it at all.
 
@@ -21,13 +24,14 @@ says which surface could remove.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode
 
-from destination_klaviyo.config import KlaviyoConfig
+from destination_klaviyo.config import KlaviyoConfig, StreamMapping
 from destination_klaviyo.errors import config_error
 from destination_klaviyo.state import StreamKey
 from destination_klaviyo.surfaces import SURFACES, Surface, SurfaceSpec, surface_names
@@ -46,6 +50,10 @@ class StreamRoute:
     default_target: Optional[str]
     how: str  # which rule mapped it, for logs
     replace: bool = False  # the platform (or a literal overwrite) asks to replace the stream's data
+    options: Optional[StreamMapping] = None  # the stream's `streams` entry, if any
+    primary_key: tuple[tuple[str, ...], ...] = ()  # paths into the record, from the configured catalog
+    cursor_field: tuple[str, ...] = ()  # path into the record, from the configured catalog
+    plan: Any = None  # the surface's `prepare(route)`: what its sink needs per stream
 
     @property
     def surface(self) -> Surface:
@@ -118,6 +126,8 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
             f'{{"stream": "{name}", "surface": "{surface.value}"}} to `streams`, or pick it as the stream\'s '
             "destination object in the connection."
         )
+    # The connection's choice first, then what the source declares.
+    primary_key = configured.primary_key or configured.stream.source_defined_primary_key or []
     mode = configured.destination_sync_mode
     if mode not in spec.modes:
         allowed = ", ".join(m.value for m in spec.modes)
@@ -133,7 +143,12 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
         default_target=mapping.target if mapping else None,
         how=how,
         replace=is_replace(configured),
+        options=mapping,
+        primary_key=tuple(tuple(path) for path in primary_key if path),
+        cursor_field=tuple(configured.cursor_field or configured.stream.default_cursor_field or ()),
     )
+    if spec.prepare is not None:
+        route = dataclasses.replace(route, plan=spec.prepare(route))
     if route.replace and not route.mirrors:
         _warn_replace_without_mirror(route)
     return route

@@ -1,9 +1,11 @@
-"""Demo: generate customer rows, sync them with the real connector into the local Klaviyo emulator,
-and print what landed. Run it through `scripts/demo` (which sets up .venv first)."""
+"""Demo: generate customer, audience and order rows, sync them with the real connector into the
+local Klaviyo emulator, and print what landed. Run it through `scripts/demo` (which sets up .venv
+first)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from integration_tests.harness import (  # noqa: E402
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken"]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson"]
+ORDERS_FROM = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
 def generate(rows: int) -> list[dict]:
@@ -45,8 +48,20 @@ def generate(rows: int) -> list[dict]:
         if i % 50 == 1 and data.get("email"):  # an audience: every 50th customer, in one of two lists
             audience = "VIP customers" if i % 100 == 1 else "Win-back, Q4"
             messages.append(record("audiences", {"email": data["email"], "list": audience, "source": "demo"}))
+        if i % 10 == 5 and data.get("email"):  # an order for every tenth customer; a few were refunded
+            number = i // 10
+            placed_at = ORDERS_FROM + number * 3_600  # one an hour, in epoch seconds as warehouses export them
+            total = f"{20 + (i % 17) * 3.25:.2f}"  # a decimal, as text
+            order = {"order_id": f"A-{number:05d}", "email": data["email"], "kind": "Placed Order",
+                     "ordered_at": placed_at, "total": total, "items": [{"sku": f"SKU-{i % 9}", "qty": 1 + i % 2}],
+                     "coupon": None}  # fmt: skip
+            messages.append(record("orders", order))
+            if number % 25 == 0:
+                refund = {**order, "kind": "Refunded Order", "ordered_at": placed_at + 86_400, "reason": "damaged"}
+                messages.append(record("orders", refund))
         if (i + 1) % 1000 == 0:
             messages.append(stream_state("customers", i + 1))
+            messages.append(stream_state("orders", i + 1))
     return messages
 
 
@@ -60,9 +75,21 @@ def main() -> int:
         "streams": [
             {"stream": "customers", "surface": "profiles"},
             {"stream": "audiences", "surface": "list_memberships"},
+            {
+                "stream": "orders",
+                "surface": "events",
+                "metric_field": "kind",
+                "time_field": "ordered_at",
+                "value_field": "total",
+                "value_currency": "EUR",
+            },
         ],
     }
-    configured = catalog(configured_stream("customers", "append_dedup"), configured_stream("audiences", "append"))
+    orders = configured_stream("orders", "append")
+    orders["primary_key"] = [["order_id"], ["kind"]]  # the default unique id: one event per order and kind
+    configured = catalog(
+        configured_stream("customers", "append_dedup"), configured_stream("audiences", "append"), orders
+    )
     messages = generate(args.rows)
 
     with EmulatorProcess() as emulator:
@@ -80,11 +107,13 @@ def main() -> int:
 
     states = run.states
     print(
-        f"write: {args.rows} customer rows (+ audience rows) in {elapsed:.1f}s; {len(states)} state messages echoed, last cursor "
+        f"write: {args.rows} customer rows (+ audience and order rows) in {elapsed:.1f}s; "
+        f"{len(states)} state messages echoed, last cursor "
         f"{states[-1]['stream']['stream_state']['cursor'] if states else None}"
     )
     for line in run.logs:
-        if "summary" in line.lower() or "accepted bulk import job" in line or "Created Klaviyo list" in line:
+        shown = ("accepted bulk import job", "Created Klaviyo list", "Bulk Create Events")
+        if "summary" in line.lower() or any(text in line for text in shown):
             print("  connector:", line)
     for control in run.of_type("CONTROL"):
         registry = control["control"]["connectorConfig"]["config"].get("target_registry")
@@ -97,11 +126,20 @@ def main() -> int:
     for item in landed["lists"]:
         members = len(landed["memberships"].get(item["id"], []))
         print(f"Klaviyo list {item['id']} '{item['name']}': {members} members")
+    events = landed["events"]
+    requests = len(landed["event_jobs"])
+    print(f"Klaviyo emulator now holds {len(events)} events from {requests} Bulk Create Events requests:")
+    for metric in landed["metrics"]:
+        mine = [e for e in events if e["metric"] == metric["name"]]
+        revenue = sum(e["value"] or 0 for e in mine)
+        currency = mine[0]["value_currency"] if mine else ""
+        print(f"  metric {metric['id']} '{metric['name']}': {len(mine)} events, value {revenue:,.2f} {currency}")
+    if events:
+        print("An event as Klaviyo stored it:")
+        print("  " + json.dumps(events[0], indent=2).replace("\n", "\n  "))
     sample = profiles[1] if len(profiles) > 1 else (profiles[0] if profiles else None)
     if sample:
         print("A profile as Klaviyo stored it:")
-        import json
-
         print("  " + json.dumps(sample, indent=2).replace("\n", "\n  "))
     return 0
 

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from airbyte_cdk.models import DestinationSyncMode
 
-from destination_klaviyo.surfaces import list_memberships, list_memberships_by_profile_id, profile_deletions, profiles
+from destination_klaviyo.surfaces import (
+    events,
+    list_memberships,
+    list_memberships_by_profile_id,
+    profile_deletions,
+    profiles,
+)
 from destination_klaviyo.surfaces.base import Surface, SurfaceSpec
 
 SURFACES: dict[Surface, SurfaceSpec] = {
     spec.surface: spec
-    for spec in (profiles.SPEC, list_memberships.SPEC, list_memberships_by_profile_id.SPEC, profile_deletions.SPEC)
+    for spec in (
+        profiles.SPEC,
+        list_memberships.SPEC,
+        list_memberships_by_profile_id.SPEC,
+        events.SPEC,
+        profile_deletions.SPEC,
+    )
 }
 
 # Derived views, for the spec and tests.
