@@ -7,6 +7,16 @@ every add was accepted, and only for a stream the platform reported complete (a 
 `COMPLETE` trace). A stream reported incomplete, or never reported, removes nothing. The list's
 current members are read (every page), and those that no stream of this sync put there are removed.
 A target that got no rows is looked up but never created just to be emptied.
+
+Who "this sync put there" is comes from every sink that wrote to the list (`SinkPool.members_added`,
+an `Identities`): profile ids from `list_memberships_by_profile_id`, and emails, phone numbers,
+external ids (and profile ids) from `list_memberships`, so one list can be fed by both. When only
+profile ids are involved the members' ids are enough (`GET .../relationships/profiles`); otherwise
+the members are read with their identifiers (`GET /api/lists/{id}/profiles`, 100 a page) and a
+member is kept when any of its identifiers was named by a row. Before reading, the mirror waits
+until Klaviyo finished this sync's own bulk import jobs into the list (`jobs.wait_for_jobs`): the
+list is read as the sync left it. If they are not finished within MAX_WAIT_SECONDS, that list is
+not mirrored, and the summary says so.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from typing import Iterable, Optional
 import orjson
 
 from destination_klaviyo.client import KlaviyoClient
+from destination_klaviyo.identity import Identities
+from destination_klaviyo.jobs import MAX_WAIT_SECONDS
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import StreamRoute
 from destination_klaviyo.sinks import SinkPool
@@ -73,6 +85,16 @@ class MirrorPlan:
             list_id = resolver.resolve(target, create=False).list_id
             if list_id is None:
                 continue  # absent, or a dry run's list-to-be: no members to remove
+            running = sinks.unfinished_imports(list_id, MAX_WAIT_SECONDS)
+            if running:
+                line = (
+                    f"Mirror of target '{target}' (list {list_id}) skipped: {len(running)} bulk import job(s) of this sync "
+                    f"into it were still running at Klaviyo after {MAX_WAIT_SECONDS:.0f}s ({', '.join(running[:5])}), "
+                    "so no member is removed; the next sync mirrors it."
+                )
+                logger.warning(line)
+                report.mirrored(line)
+                continue
             mirror_list(client, report, list_id, target, sinks.members_added(list_id), dry_run=dry_run)
 
 
@@ -81,14 +103,19 @@ def mirror_list(
     report: SyncReport,
     list_id: str,
     target: str,
-    keep: set[str],
+    keep: Identities,
     *,
     dry_run: bool,
 ) -> int:
     """Remove the members of `list_id` not in `keep`; return how many were (or would be) removed."""
     assert client is not None
-    members = client.list_member_ids(list_id)
-    absent = sorted(set(members) - keep)
+    if keep.only_profile_ids():
+        members = client.list_member_ids(list_id)
+        absent = sorted(profile_id for profile_id in set(members) if not keep.includes({"id": profile_id}))
+    else:
+        read = list(client.get_profiles_for_list(list_id))
+        members = [str(member["id"]) for member in read]
+        absent = sorted({str(member["id"]) for member in read if not keep.includes(member)})
     for start in range(0, len(absent), MAX_PROFILES_PER_RELATIONSHIP_REQUEST):
         chunk = absent[start : start + MAX_PROFILES_PER_RELATIONSHIP_REQUEST]
         if dry_run:

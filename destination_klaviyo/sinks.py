@@ -21,6 +21,7 @@ from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, is_missing_list, redact_detail
+from destination_klaviyo.identity import Identities
 from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
 
@@ -44,6 +45,9 @@ class SinkContext:
     dry_run: bool = False
     target_field: str = "list"
     verify_bulk_jobs: bool = False
+    # Some stream of this sync mirrors a list: list sinks remember whom they put in their list (a
+    # mirror keeps them). Off otherwise, so that a sync without a mirror keeps no such set.
+    mirrors: bool = False
     # Per-stream plans from routing (`StreamRoute.plan`), by stream key: how a surface with
     # per-stream options (events) renders that stream's rows.
     plans: Mapping[tuple[Optional[str], str], Any] = field(default_factory=dict)
@@ -127,9 +131,14 @@ class Sink(ABC):
     def finish(self) -> None:
         """Work this sink owns once every request of the sync was accepted (none by default)."""
 
-    def members_added(self) -> set[str]:
-        """Profile ids this sync put in the sink's list, which a mirror of that list keeps."""
-        return set()
+    def members_added(self) -> Identities:
+        """The people this sync put in the sink's list (when `context.mirrors`), whom a mirror keeps."""
+        return Identities()
+
+    def unfinished_imports(self, max_wait: float) -> list[str]:
+        """Wait (at most `max_wait` s) until Klaviyo finished the bulk import jobs this sink sent into
+        its list; return those still running. A mirror reads the list only after them."""
+        return []
 
     # -- delivery ---------------------------------------------------------------------------------
     def submit(
@@ -257,10 +266,15 @@ class SinkPool:
         for sink in self.sinks.values():
             sink.finish()
 
-    def members_added(self, list_id: str) -> set[str]:
-        """Profile ids any sink of this sync put in `list_id`."""
-        added: set[str] = set()
+    def members_added(self, list_id: str) -> Identities:
+        """The people any sink of this sync put in `list_id` (both list surfaces can feed one list)."""
+        added = Identities()
         for sink in self.sinks.values():
             if sink.list_id == list_id:
                 added |= sink.members_added()
         return added
+
+    def unfinished_imports(self, list_id: str, max_wait: float) -> list[str]:
+        """This sync's bulk import jobs into `list_id` that Klaviyo had not finished after waiting."""
+        feeding = [sink for sink in self.sinks.values() if sink.list_id == list_id]
+        return [job_id for sink in feeding for job_id in sink.unfinished_imports(max_wait)]

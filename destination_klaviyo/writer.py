@@ -61,6 +61,7 @@ class KlaviyoWriter:
                 config.target_field,
                 config.verify_bulk_jobs,
                 plans={route.key: route.plan for route in self.routes if route.plan is not None},
+                mirrors=any(route.mirrors for route in self.routes),
             )
         )
         self.mirror = MirrorPlan(self.routes)

@@ -89,7 +89,8 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
     # each operation's schema says what a replace does there.
     descriptions = {op["object_name"]: op["json_schema"]["description"] for op in operations}
     assert "mirrors each target list" in descriptions["list_memberships_by_profile_id"]
-    assert "removes nothing" in descriptions["profiles"] and "removes nothing" in descriptions["list_memberships"]
+    assert "mirrors each target list" in descriptions["list_memberships"]
+    assert "removes nothing" in descriptions["profiles"]
     assert "removes nothing" in descriptions["events"]
     keys = {op["object_name"]: op["matching_keys"] for op in operations}
     assert keys["profiles"] == [["email"], ["phone_number"], ["external_id"]]

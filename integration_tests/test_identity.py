@@ -15,6 +15,7 @@ from integration_tests.harness import (
     record,
     run_connector,
     stream_state,
+    stream_status,
 )
 
 DELETIONS = "/api/data-privacy-deletion-jobs"
@@ -314,3 +315,109 @@ def test_a_person_imported_then_deleted_in_one_sync_ends_removed_and_one_removed
     polls = requests_to(emulator, "GET", "/api/profile-bulk-import-jobs/" + emulator.state()["jobs"][1]["id"])
     assert polls
     assert len(run.states) == 1
+
+
+# -- mirror by identifiers ----------------------------------------------------------------------------
+
+
+def seed_members(emulator, name, people):
+    """A list of these people, imported into it in jobs of 10,000 (waits for deferred jobs)."""
+    list_id = emulator.create_list(name)
+    jobs = []
+    for start in range(0, len(people), 10_000):
+        data = [{"type": "profile", "attributes": attributes} for attributes in people[start : start + 10_000]]
+        body = {
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {"profiles": {"data": data}},
+                "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
+            }
+        }
+        jobs.append(emulator.api("POST", "/api/profile-bulk-import-jobs", body)["data"]["id"])
+    for job in jobs:
+        while emulator.api("GET", f"/api/profile-bulk-import-jobs/{job}")["data"]["attributes"]["status"] != "complete":
+            time.sleep(0.2)
+    return list_id
+
+
+def person(i):
+    """Member i of the seeded list: most by email, every 10th by phone only, every 10th + 5 by external id only."""
+    if i % 10 == 0:
+        return {"phone_number": f"+1415555{i:04d}"}
+    if i % 10 == 5:
+        return {"external_id": f"crm-{i}"}
+    return {"email": f"member{i}@example.com", "first_name": f"M{i}"}
+
+
+def test_a_replace_mirrors_a_list_of_thousands_by_identifier_after_the_syncs_own_imports_finished(slow_imports):
+    emulator = slow_imports
+    list_id = seed_members(emulator, "Audience", [person(i) for i in range(3000)])
+    ids = {p["id"]: p["attributes"] for p in emulator.state()["profiles"]}
+    by_email = {a["email"]: pid for pid, a in ids.items() if a.get("email")}
+    # Rows name existing members by each identifier (profile id, email, phone, external id), and new
+    # people this sync imports (their job is still queued at Klaviyo when the last row has been read).
+    rows, expected = [], set()
+    for i in range(0, 3000, 2):  # every other member is kept
+        attributes = person(i)
+        if "email" in attributes and i % 4 == 2:
+            rows.append({"klaviyo_profile_id": by_email[attributes["email"]]})
+        else:
+            rows.append(dict(attributes))
+        expected.add(attributes.get("email") or attributes.get("phone_number") or attributes.get("external_id"))
+    for i in range(400):
+        rows.append({"email": f"new{i}@example.com", "plan": "pro"})
+        expected.add(f"new{i}@example.com")
+    run = run_connector(
+        "write",
+        config=config(streams=[{"stream": "audience", "surface": "list_memberships", "target": "Audience"}]),
+        catalog=catalog(configured_stream("audience", "overwrite")),
+        stdin=lines([record("audience", row) for row in rows] + [stream_status("audience")]),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert set(member_keys(emulator, list_id)) == expected
+    # The mirror read the list once the sync's own import was complete: the new people were members.
+    line = next(line for line in run.logs if "Mirror of target 'Audience'" in line)
+    assert "3400 members before, 1900 kept, removed 1500 absent" in line, line
+    reads = requests_to(emulator, "GET", f"/api/lists/{list_id}/profiles")
+    assert len(reads) == 34 and all("page%5Bsize%5D=100" in r["query"] for r in reads)
+    removals = requests_to(emulator, "DELETE", f"/api/lists/{list_id}/relationships/profiles")
+    assert len(removals) == 2  # 1,500 ids, 1,000 a request
+    assert len(emulator.state()["profiles"]) == 3400  # a mirror removes members, never profiles
+
+
+def test_one_list_fed_by_both_list_surfaces_keeps_what_either_put_there(slow_imports):
+    emulator = slow_imports
+    list_id = seed_members(
+        emulator,
+        "Both",
+        [{"email": "by-email@example.com"}, {"email": "by-id@example.com"}, {"email": "absent@example.com"}],
+    )
+    ids = {p["attributes"]["email"]: p["id"] for p in emulator.state()["profiles"]}
+    cfg = config(
+        streams=[
+            {"stream": "crm", "surface": "list_memberships", "target": "Both"},
+            {"stream": "app", "surface": "list_memberships_by_profile_id", "target": "Both"},
+        ]
+    )
+    messages = [
+        record("crm", {"email": "by-email@example.com"}),
+        record("crm", {"email": "imported@example.com"}),  # imported into the list by this sync
+        record("app", {"klaviyo_profile_id": ids["by-id@example.com"]}),
+        stream_status("crm"),
+        stream_status("app"),
+    ]
+    configured = catalog(configured_stream("crm", "overwrite"), configured_stream("app", "overwrite"))
+
+    plan = run_connector(
+        "write", config={**cfg, "dry_run": True}, catalog=configured, stdin=lines(messages), origin=emulator.url
+    )
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert any("Mirror of target 'Both'" in line and "would remove 1 absent" in line for line in plan.logs), plan.logs
+    assert requests_to(emulator, "DELETE", f"/api/lists/{list_id}/relationships/profiles") == []
+
+    run = run_connector("write", config=cfg, catalog=configured, stdin=lines(messages), origin=emulator.url)
+    assert run.returncode == 0, run.stdout[-3000:]
+    # Before, the mirror knew only profile ids and removed what list_memberships had imported.
+    assert member_keys(emulator, list_id) == ["by-email@example.com", "by-id@example.com", "imported@example.com"]
+    assert any("Mirror of target 'Both'" in line and "removed 1 absent" in line for line in run.logs)

@@ -358,7 +358,6 @@ def test_dry_run_makes_no_mutating_request_and_reports_the_plan(emulator):
     [
         ("profiles", "overwrite"),
         ("profiles", "soft_delete"),
-        ("list_memberships", "overwrite"),
     ],
 )
 def test_modes_a_surface_cannot_honour_fail_before_any_request(emulator, surface, mode):

@@ -35,7 +35,7 @@ from airbyte_cdk.models import DestinationSyncMode
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoApiError
 from destination_klaviyo.errors import ImportsPending, MissingList, is_missing_list
-from destination_klaviyo.identity import IdentityKey, identity_keys, resolve
+from destination_klaviyo.identity import Identities, IdentityKey, identity_keys, resolve
 from destination_klaviyo.jobs import MAX_WAIT_SECONDS, wait_for_jobs
 from destination_klaviyo.rendering import Rejection, identifiers
 from destination_klaviyo.sinks import Request, SinkContext
@@ -81,6 +81,8 @@ class ListMembershipSink(BulkImportSink):
         self.import_after: list[Future[None]] = []  # removals the open import batch must follow
         self.tickets: list[ImportTicket] = []  # imports sent and not known finished at Klaviyo
         self.finished_jobs: set[str] = set()  # import jobs Klaviyo is known to have finished
+        # The people this sync put in the list, for a mirror (kept only when the sync mirrors).
+        self.kept = Identities() if context.mirrors else None
 
     # -- rows -------------------------------------------------------------------------------------
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
@@ -93,9 +95,12 @@ class ListMembershipSink(BulkImportSink):
             return
         if not self.batch.fits(rendered):
             self._flush_imports()
-        if self.removing:
+        if self.removing or self.kept is not None:
             found = identifiers(data, accept_profile_id=True)
             assert not isinstance(found, Rejection)  # render_profile accepted the same identifiers
+            if self.kept is not None:
+                self.kept.add(found)
+        if self.removing:
             keys = set(identity_keys(found))
             if keys & self.removal_keys:
                 self._flush_removals()  # this person's removal goes first, then this add
@@ -120,6 +125,8 @@ class ListMembershipSink(BulkImportSink):
                 ),
             )
             return
+        if self.kept is not None:
+            self.kept.discard(found)
         keys = set(identity_keys(found))
         if not self.removing:
             self.removing = True
@@ -171,6 +178,15 @@ class ListMembershipSink(BulkImportSink):
         self.removals_sent = [(p, f) for p, f in self.removals_sent if not f.done() or f.exception() is not None]
         self.removals_sent.append((people, future))
 
+    def members_added(self) -> Identities:
+        return Identities(set(self.kept.keys)) if self.kept is not None else Identities()
+
+    def unfinished_imports(self, max_wait: float) -> list[str]:
+        if self.dry_run or not self.job_ids:
+            return []
+        assert self.context.client is not None
+        return wait_for_jobs(self.context.client, list(self.job_ids), self.finished_jobs, max_wait)
+
     def _ticket_finished(self, ticket: ImportTicket) -> bool:
         future = ticket.future
         return (
@@ -220,12 +236,12 @@ def schema(target_field: str) -> dict[str, Any]:
 SPEC = SurfaceSpec(
     surface=Surface.LIST_MEMBERSHIPS,
     summary="upserts profiles into the row's target list and removes people from it",
-    modes=UPSERT_MODES + (DestinationSyncMode.soft_delete,),
+    modes=UPSERT_MODES + (DestinationSyncMode.soft_delete, DestinationSyncMode.overwrite),
     matching_keys=MATCHING_KEYS + ("klaviyo_profile_id",),
     scopes=SCOPES + ("profiles:read",),
     needs_target=True,
     removes=True,
-    mirrors=False,
+    mirrors=True,
     schema=schema,
     make_sink=ListMembershipSink,
 )
