@@ -421,3 +421,17 @@ def test_one_list_fed_by_both_list_surfaces_keeps_what_either_put_there(slow_imp
     # Before, the mirror knew only profile ids and removed what list_memberships had imported.
     assert member_keys(emulator, list_id) == ["by-email@example.com", "by-id@example.com", "imported@example.com"]
     assert any("Mirror of target 'Both'" in line and "removed 1 absent" in line for line in run.logs)
+
+
+def test_check_with_a_deletion_stream_probes_the_scope_and_deletes_nothing(emulator):
+    import_profiles(emulator, {"email": "a@example.com"})
+    cfg = config(streams=[{"stream": "erasure", "surface": "profile_deletions"}])
+    run = run_connector("check", config=cfg, origin=emulator.url)
+    assert run.of_type("CONNECTION_STATUS")[0]["connectionStatus"] == {"status": "SUCCEEDED"}
+    state = emulator.state()
+    (probe,) = requests_to(emulator, "POST", DELETIONS)
+    assert probe["status"] == 400 and state["deletions"] == [] and len(state["profiles"]) == 1
+
+    emulator.fault(method="POST", path=DELETIONS, status=403, count=1, detail="You do not have permission.")
+    status = run_connector("check", config=cfg, origin=emulator.url).of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+    assert status["status"] == "FAILED" and "data-privacy:write" in status["message"]

@@ -20,7 +20,8 @@ erase. The surface is `explicit_only`: only a `streams` entry or a destination o
 The endpoint allows 3/s and 60/min, so at most one deletion a second. Rows are queued and sent
 from one worker (`_drain`, the lane) at that pace, so the rest of the sync keeps its other workers,
 and the progress line shows the queue with an ETA. At most MAX_QUEUED rows wait; past that, reading
-pauses. A dry run counts rows per identifier and sends (and looks up) nothing.
+pauses. A dry run counts rows per identifier and sends (and looks up) nothing. `check` proves the
+key's data-privacy:write scope with a deletion request that names nobody (`probe_write_scope`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import orjson
 from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
-from destination_klaviyo.client import MAX_FILTER_VALUES, PACED_RATES, KlaviyoApiError
+from destination_klaviyo.client import MAX_FILTER_VALUES, PACED_RATES, KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.errors import redact_detail
 from destination_klaviyo.identity import resolve
 from destination_klaviyo.rendering import PHONE_COLUMNS, PROFILE_ID_COLUMN, Rejection, identifiers
@@ -209,6 +210,23 @@ class DeletionSink(Sink):
         return min(waiting) if waiting else None
 
 
+# -- check ---------------------------------------------------------------------------------------
+# A deletion request naming no profile: Klaviyo deletes "the profiles corresponding to one of" the
+# identifiers, so with none there is nothing it could delete; it answers 400 once it authorized the
+# key, 403 before that when the key lacks data-privacy:write.
+_NOBODY = {"type": "profile", "attributes": {}}
+PROBE_BODY = orjson.dumps({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": _NOBODY}}}})
+
+
+def probe_write_scope(client: KlaviyoClient) -> None:
+    """Raise Klaviyo's 403 when the key lacks data-privacy:write; a 400 (no identifier) means it has it."""
+    try:
+        client.request_profile_deletion(PROBE_BODY)
+    except KlaviyoApiError as exc:
+        if exc.status in (401, 403) or exc.status >= 429:
+            raise
+
+
 def schema(target_field: str) -> dict[str, Any]:
     return {
         "type": "object",
@@ -239,6 +257,7 @@ SPEC = SurfaceSpec(
     mirrors=False,
     schema=schema,
     make_sink=DeletionSink,
+    probe=probe_write_scope,
     explicit_only=True,
     replace_note=(
         "A replace (a full refresh overwrite, or a Refresh or Clear of the stream in Airbyte) deletes the profiles of "
