@@ -78,10 +78,11 @@ def _warn_replace_without_mirror(route: StreamRoute) -> None:
     if route.spec.replace_note:
         logger.info(f"Stream '{route.name}' asks to replace its data: {route.spec.replace_note}")
     elif not route.spec.mirrors:
+        hint = f" To make a list hold exactly a stream's rows, map it to {mirroring}." if route.spec.needs_target else ""
         logger.warning(
             f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
             f"'{route.surface.value}' surface cannot remove what earlier syncs wrote to Klaviyo: its rows are written "
-            f"and nothing is removed. To make a list hold exactly a stream's rows, map it to {mirroring}."
+            f"and nothing is removed.{hint}"
         )
     else:
         logger.warning(

@@ -387,7 +387,8 @@ def test_cdc_deletions_on_the_profiles_surface_are_rejected_not_upserted(emulato
     assert run.returncode == 0, run.stdout[-3000:]
     assert [p["attributes"]["email"] for p in emulator.state()["profiles"]] == ["keep@example.com"]
     line = next(line for line in run.logs if "delete_not_supported" in line)
-    assert "list_memberships or list_memberships_by_profile_id" in line
+    assert "list_memberships, list_memberships_by_profile_id" in line
+    assert "profile_deletions" not in line  # a list removal is not an erasure: never suggest it
 
 
 def test_profile_id_is_sent_as_the_resource_id_on_list_memberships(emulator):
