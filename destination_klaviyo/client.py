@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import urlsplit
 
 import orjson
@@ -35,6 +35,12 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_SECONDS = 300
 # Retries of one request stop once this long has passed since its first failure.
 MAX_RETRY_SECONDS = 600.0
+# Profile reads: `page[size]` is at most 100 (spec). An `any()` filter list: the spec gives no
+# maximum for profiles, but says "Max of 100" for the any() lists it does bound; 100 is safe.
+MAX_PAGE_SIZE = 100
+MAX_FILTER_VALUES = 100
+# The identifiers a profile read asks for (sparse fieldset): what matching people needs, no more.
+IDENTIFIER_FIELDS = "email,phone_number,external_id"
 
 
 class KlaviyoRetry(Retry):
@@ -314,6 +320,23 @@ class KlaviyoClient:
         """POST (add) or DELETE (remove) up to 1,000 `{"type": "profile", "id": ...}`; 204 = done."""
         self.request("DELETE" if remove else "POST", f"/api/lists/{list_id}/relationships/profiles", body=body)
 
+    def get_profiles_for_list(self, list_id: str) -> Iterator[dict[str, Any]]:
+        """Every member of a list with its identifiers (`id`; `email`, `phone_number`, `external_id`)."""
+        params = {"page[size]": MAX_PAGE_SIZE, "fields[profile]": IDENTIFIER_FIELDS}
+        return self._paginate(f"/api/lists/{list_id}/profiles", params)
+
+    # -- profiles ---------------------------------------------------------------------------------
+    def get_profiles(self, filter: str) -> Iterator[dict[str, Any]]:
+        """The profiles matching a filter such as `any(email,[...])`, with their identifiers, every page."""
+        params = {"filter": filter, "page[size]": MAX_PAGE_SIZE, "fields[profile]": IDENTIFIER_FIELDS}
+        return self._paginate("/api/profiles", params)
+
+    def request_profile_deletion(self, body: bytes) -> None:
+        """POST one `data-privacy-deletion-job` (exactly one of id, email, phone_number); 202 = accepted.
+
+        Safe to retry: deleting what is already deleted changes nothing."""
+        self.request("POST", "/api/data-privacy-deletion-jobs", body=body)
+
 
 def _next_page(payload: dict[str, Any]) -> Optional[str]:
     """Path and query of `links.next`: paging stays on our origin, whatever host the link names."""
@@ -327,3 +350,10 @@ def _next_page(payload: dict[str, Any]) -> Optional[str]:
 def quote_filter_string(value: str) -> str:
     """A string literal for Klaviyo's filter syntax: double quotes, with backslash and quote escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def any_filter(field: str, values: Sequence[str]) -> str:
+    """`any(field,["a","b"])`, each value quoted; at most MAX_FILTER_VALUES values."""
+    if not 0 < len(values) <= MAX_FILTER_VALUES:
+        raise ValueError(f"an any() filter takes 1 to {MAX_FILTER_VALUES} values, got {len(values)}")
+    return f"any({field},[{','.join(quote_filter_string(v) for v in values)}])"

@@ -37,7 +37,7 @@ from destination_klaviyo.config import KlaviyoConfig, parse_config
 from destination_klaviyo.discover import discover_message
 from destination_klaviyo.errors import config_error, explain
 from destination_klaviyo.protocol import dumps, message_to_dict, read_messages
-from destination_klaviyo.surfaces import SURFACES, SurfaceSpec, all_supported_modes, surface_names
+from destination_klaviyo.surfaces import SURFACES, SurfaceSpec, all_supported_modes, default_surface_names, surface_names
 from destination_klaviyo.writer import KlaviyoWriter
 
 logger = logging.getLogger("airbyte")
@@ -61,8 +61,8 @@ class DestinationKlaviyo(Destination):
         """spec.json, with the surface choices filled in from the surface registry."""
         specification = json.loads(SPEC_PATH.read_text())
         properties = specification["properties"]
-        for field in (properties["default_surface"], properties["streams"]["items"]["properties"]["surface"]):
-            field["enum"] = surface_names()
+        properties["streams"]["items"]["properties"]["surface"]["enum"] = surface_names()
+        properties["default_surface"]["enum"] = default_surface_names()  # never an explicit-only surface
         return ConnectorSpecification(
             documentationUrl=DOCUMENTATION_URL,
             connectionSpecification=specification,

@@ -28,7 +28,9 @@ DATA_ACTIVATION_MODES = (
 
 def _schema(spec: SurfaceSpec, target_field: str) -> dict[str, Any]:
     schema = spec.schema(target_field)
-    if spec.mirrors:
+    if spec.replace_note:
+        replace = spec.replace_note
+    elif spec.mirrors:
         replace = (
             "A replace (a full refresh overwrite, or a Refresh or Clear of the stream in Airbyte) mirrors each target "
             "list once the stream completes: members absent from the sync are removed."

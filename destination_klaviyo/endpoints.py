@@ -44,6 +44,11 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
     ("DELETE", "/api/lists/{id}/relationships/profiles"): Endpoint(
         "remove_profiles_from_list", 10, 150, ("lists:write", "profiles:write")
     ),
+    # 10/s and 150/min with `additional-fields[profile]=predictive_analytics`, which we never ask for.
+    ("GET", "/api/profiles"): Endpoint("get_profiles", 75, 750, ("profiles:read",)),
+    ("GET", "/api/lists/{id}/profiles"): Endpoint("get_profiles_for_list", 75, 750, ("lists:read", "profiles:read")),
+    # One profile per request: at most one deletion a second, steadily (60/min).
+    ("POST", "/api/data-privacy-deletion-jobs"): Endpoint("request_profile_deletion", 3, 60, ("data-privacy:write",)),
 }
 
 ALL_SCOPES = sorted({scope for endpoint in ENDPOINTS.values() for scope in endpoint.scopes})

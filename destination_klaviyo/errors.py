@@ -9,6 +9,7 @@ message):
 - 403: the key lacks a scope; the scopes of the failing endpoint are named (config_error);
 - 404 on a list: a mapped or registered list no longer exists (config_error, naming the target
   and the list id when the sink that sent it knows them);
+- bulk import jobs Klaviyo had not finished in time, which removals must follow: transient_error;
 - 400 on the `revision` header: the configured `api_revision` (config_error);
 - 429, 5xx and unreachable, once retries are spent: transient_error (Airbyte retries the sync);
 - anything else from Klaviyo: system_error quoting Klaviyo's error id, code and detail, with
@@ -58,6 +59,15 @@ class MissingList(Exception):
         super().__init__(f"list {list_id} of target {target} does not exist")
         self.list_id = list_id
         self.target = target
+
+
+class ImportsPending(Exception):
+    """Klaviyo had not finished bulk import jobs that list removals (or a mirror) must follow."""
+
+    def __init__(self, job_ids: list[str], waited_seconds: float) -> None:
+        super().__init__(f"{len(job_ids)} bulk import job(s) still running after {waited_seconds:.0f}s")
+        self.job_ids = job_ids
+        self.waited_seconds = waited_seconds
 
 
 def is_missing_list(exc: KlaviyoApiError) -> bool:
@@ -127,6 +137,13 @@ def classify(exc: BaseException) -> tuple[FailureType, str]:
         )
     if isinstance(exc, KlaviyoApiError):
         return _classify_api_error(exc)
+    if isinstance(exc, ImportsPending):
+        return FailureType.transient_error, (
+            f"Klaviyo had not finished {len(exc.job_ids)} bulk import job(s) of this sync after "
+            f"{exc.waited_seconds:.0f}s ({', '.join(exc.job_ids[:5])}), so the list removals that follow them were "
+            "not sent: a removal sent before its import is processed would be undone by it. Rows after the last "
+            "checkpoint are sent again when the sync is retried."
+        )
     if isinstance(exc, MissingList):
         return FailureType.config_error, (
             f"Klaviyo list {exc.list_id} (target '{exc.target}') does not exist (404). {_STALE_LIST_FIX}"

@@ -9,6 +9,16 @@ summary says so. The list's current members are read (every page), and those tha
 this sync put there are removed. A target that got no rows is looked up but never created just to
 be emptied.
 
+Who "this sync put there" is comes from every sink that wrote to the list (`SinkPool.members_added`,
+an `Identities`): profile ids from `list_memberships_by_profile_id`, and emails, phone numbers,
+external ids (and profile ids) from `list_memberships`, so one list can be fed by both. When only
+profile ids are involved the members' ids are enough (`GET .../relationships/profiles`); otherwise
+the members are read with their identifiers (`GET /api/lists/{id}/profiles`, 100 a page) and a
+member is kept when any of its identifiers was named by a row. Before reading, the mirror waits
+until Klaviyo finished this sync's own bulk import jobs into the list (`jobs.wait_for_jobs`): the
+list is read as the sync left it. If they are not finished within MAX_WAIT_SECONDS, that list is
+not mirrored, and the summary says so.
+
 A mirror that would remove more than `mirror_max_removal_share` of a list of at least
 MIRROR_SAFETY_MIN_MEMBERS members is taken for an accident (an empty or half-loaded source table)
 rather than an intent. Every mirror of the sync is planned before anything is removed, and if any
@@ -28,6 +38,8 @@ from typing import Iterable, Optional
 import orjson
 
 from destination_klaviyo.client import KlaviyoClient
+from destination_klaviyo.identity import Identities
+from destination_klaviyo.jobs import MAX_WAIT_SECONDS
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import StreamRoute
 from destination_klaviyo.sinks import SinkPool
@@ -110,23 +122,49 @@ class MirrorPlan:
             list_id = resolver.resolve(target, create=False).list_id
             if list_id is None:
                 continue  # absent, or a dry run's list-to-be: no members to remove
-            assert client is not None
-            members = client.list_member_ids(list_id)
-            keep = sinks.members_added(list_id)
-            planned.append(ListMirror(target, list_id, len(members), sorted(set(members) - keep)))
+            running = sinks.unfinished_imports(list_id, MAX_WAIT_SECONDS)
+            if running:
+                line = (
+                    f"Mirror of target '{target}' (list {list_id}) skipped: {len(running)} bulk import job(s) of this "
+                    f"sync into it were still running at Klaviyo after {MAX_WAIT_SECONDS:.0f}s "
+                    f"({', '.join(running[:5])}), so no member is removed; the next sync mirrors it."
+                )
+                logger.warning(line)
+                report.mirrored(line, warning=True)
+                continue
+            planned.append(plan_list_mirror(client, list_id, target, sinks.members_added(list_id)))
         excessive = [mirror for mirror in planned if mirror.removes_too_much(max_removal_share)]
         if excessive:
             self.refusal = _refusal(excessive, max_removal_share, dry_run)
             for mirror in planned:
-                report.mirrored(f"Mirror of target '{mirror.target}' (list {mirror.list_id}): not run, nothing removed "
-                                f"(it would have removed {mirror.describe()})", warning=True)
+                report.mirrored(
+                    f"Mirror of target '{mirror.target}' (list {mirror.list_id}): not run, nothing removed "
+                    f"(it would have removed {mirror.describe()})",
+                    warning=True,
+                )
             return
         for mirror in planned:
             remove_absent(client, report, mirror, dry_run=dry_run)
 
 
+def plan_list_mirror(client: Optional[KlaviyoClient], list_id: str, target: str, keep: Identities) -> ListMirror:
+    """Read the list's members; those `keep` does not name are absent from this sync."""
+    assert client is not None
+    if keep.only_profile_ids():
+        members = client.list_member_ids(list_id)
+        absent = sorted(profile_id for profile_id in set(members) if not keep.includes({"id": profile_id}))
+    else:
+        read = list(client.get_profiles_for_list(list_id))
+        members = [str(member["id"]) for member in read]
+        absent = sorted({str(member["id"]) for member in read if not keep.includes(member)})
+    return ListMirror(target, list_id, len(members), absent)
+
+
 def _refusal(excessive: list[ListMirror], max_share: float, dry_run: bool) -> str:
-    would = "A real sync would not mirror: it would remove" if dry_run else "No mirror ran, and no list member was removed: it would have removed"
+    if dry_run:
+        would = "A real sync would not mirror: it would remove"
+    else:
+        would = "No mirror ran, and no list member was removed: it would have removed"
     return (
         f"{would} {'; '.join(m.describe() for m in excessive)}, more than `mirror_max_removal_share` "
         f"({max_share:.0%}) of a list of {MIRROR_SAFETY_MIN_MEMBERS} members or more. An empty or partly loaded source "

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable, NamedTuple, Optional
 
-from destination_klaviyo.report import SyncReport, plural
+from destination_klaviyo.report import SyncReport, backlog_text, plural
 
 logger = logging.getLogger("airbyte")
 
@@ -79,6 +79,8 @@ class Progress:
             f"Progress: read {plural(read, 'row')} ({rate:,.0f} rows/s now, {average:,.0f} on average), "
             f"{delivered} {self.report.total_delivered():,}, rejected {self.report.total_rejected():,}, "
             f"{sample.in_flight} request(s) in flight, {sample.states_echoed:,} state(s) echoed"
+            # list(): a copy in one C call, while the writer's threads may add a backlog.
+            + "".join(backlog_text(name, *queued) for name, queued in sorted(list(self.report.backlogs.items())))
         )
         waiting = _waiting_for(sample, read == self.rows_at_last)
         logger.info(f"{line}; {waiting}" if waiting else line)

@@ -50,6 +50,8 @@ class SyncReport:
         self.import_failures = 0
         self.hints_given: set[tuple[str, str]] = set()  # (stream, hint) already logged
         self.refused_targets: list[str] = []  # new targets over max_new_lists_per_sync, in order
+        self.tallies: dict[str, Counter[str]] = defaultdict(Counter)  # heading -> what -> count
+        self.backlogs: dict[str, tuple[int, float]] = {}  # work queued behind a slow endpoint: (pending, per second)
 
     def received(self, stream: str) -> int:
         counts = self.streams[stream]
@@ -114,6 +116,15 @@ class SyncReport:
     def request_sent(self, kind: str) -> None:
         with self.lock:
             self.requests[kind] += 1
+
+    def tally(self, heading: str, what: str, count: int = 1) -> None:
+        """Count something a surface wants in the summary, e.g. deletions per identifier kind."""
+        with self.lock:
+            self.tallies[heading][what] += count
+
+    def backlog(self, name: str, pending: int, per_second: float) -> None:
+        """How much work waits behind an endpoint's rate limit, for the progress line's ETA."""
+        self.backlogs[name] = (pending, per_second)
 
     def mirrored(self, line: str, *, warning: bool = False) -> None:
         self.mirrors.append((logging.WARNING if warning else logging.INFO, line))
@@ -187,6 +198,8 @@ class SyncReport:
                 "were rejected (too_many_new_lists). If these lists are wanted, raise `max_new_lists_per_sync`; if not, "
                 "check the target column."
             )))
+        for heading, counts in sorted(self.tallies.items()):
+            lines.append((info, f"{heading}: " + ", ".join(f"{what} {n:,}" for what, n in sorted(counts.items()))))
         lines += self.mirrors
         lines += self.verifications
         if self.requests:
@@ -200,8 +213,8 @@ class SyncReport:
             return "no rows"
         described = []
         for action, n in sorted(actions.items()):
-            noun, happened = ACTIONS.get(action, ("row", action))
-            described.append(f"{plural(n, noun)} {'would be ' if self.dry_run else ''}{happened}")
+            noun, done, would = ACTIONS.get(action, ("row", action, action))
+            described.append(f"{plural(n, noun)} {would if self.dry_run else done}")
         return ", ".join(described)
 
     def log_summary(self, prefix: str, *, elapsed: float, states_echoed: int, failed: bool) -> None:
@@ -209,12 +222,14 @@ class SyncReport:
             logger.log(logging.WARNING if failed else level, f"{prefix}: {line}")
 
 
-# How a target's delivered rows are described, by the sink's action: (what is counted, what happened).
+# How a target's delivered rows are described, by the sink's action: (what is counted, what happened,
+# what would happen in a dry run).
 ACTIONS = {
-    "upsert": ("profile", "upserted and added to the list"),
-    "add": ("profile", "added to the list"),
-    "remove": ("profile", "removed from the list"),
-    "superseded": ("row", "overtaken by a later row of the same profile"),
+    "upsert": ("profile", "upserted and added to the list", "would be upserted and added to the list"),
+    "add": ("profile", "added to the list", "would be added to the list"),
+    "remove": ("profile", "removed from the list", "would be removed from the list"),
+    "superseded": ("row", "overtaken by a later row of the same profile", "would be overtaken by a later row of the same profile"),
+    "not in Klaviyo": ("row", "named someone not in Klaviyo (nothing to remove)", "would name someone not in Klaviyo"),
 }
 # The summary names at most this many refused targets: a target column gone wrong may hold thousands.
 MAX_NAMED_REFUSED_TARGETS = 20
@@ -235,3 +250,12 @@ def duration(seconds: float) -> str:
 
 def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{code}: {n:,}" for code, n in sorted(counter.items()))
+
+
+def backlog_text(name: str, pending: int, per_second: float) -> str:
+    """`, 3,600 profile deletions pending (about 1h02m at 58/min)`; empty when nothing waits."""
+    if not pending or per_second <= 0:
+        return ""
+    minutes = round(pending / per_second / 60)
+    eta = f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{max(minutes, 1)} min"
+    return f", {pending:,} {name} pending (about {eta} at {per_second * 60:.0f}/min)"

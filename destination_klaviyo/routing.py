@@ -6,7 +6,9 @@ config's `streams` entry, then the stream's own name when it is a surface name, 
 config_error naming the stream and the fix. A surface with per-stream options (events: the metric,
 time column, ...) checks them here too (`SurfaceSpec.prepare`), so a missing option also fails
 before any request; the route keeps what it prepared (`plan`), with the stream's primary key and
-cursor from the configured catalog.
+cursor from the configured catalog. A surface whose rows are irreversible (`explicit_only`:
+profile deletions) is reached only by the first two rules, the user naming it for the stream;
+`default_surface` may not name it at all.
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
@@ -73,7 +75,9 @@ def is_replace(configured: ConfiguredAirbyteStream) -> bool:
 
 def _warn_replace_without_mirror(route: StreamRoute) -> None:
     mirroring = " or ".join(surface.value for surface, spec in SURFACES.items() if spec.mirrors)
-    if not route.spec.mirrors:
+    if route.spec.replace_note:
+        logger.info(f"Stream '{route.name}' asks to replace its data: {route.spec.replace_note}")
+    elif not route.spec.mirrors:
         hint = f" To make a list hold exactly a stream's rows, map it to {mirroring}." if route.spec.needs_target else ""
         logger.warning(
             f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
@@ -99,15 +103,16 @@ def _surface_from_name(value: str, where: str, stream: str) -> Surface:
 def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> StreamRoute:
     name = configured.stream.name
     mapping = config.stream_mapping(name)
+    explicit = True  # the user named the surface for this stream
     if configured.destination_object_name:
         surface = _surface_from_name(configured.destination_object_name, "destination object", name)
         how = "destination object"
     elif mapping is not None:
         surface, how = mapping.surface, "streams mapping"
     elif name in surface_names():
-        surface, how = Surface(name), "stream name"
+        surface, how, explicit = Surface(name), "stream name", False
     elif config.default_surface is not None:
-        surface, how = config.default_surface, "default_surface"
+        surface, how, explicit = config.default_surface, "default_surface", False
     else:
         raise config_error(
             f"Stream '{name}' is not mapped to a Klaviyo surface. Add a `streams` entry such as "
@@ -115,6 +120,13 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
             f"object for it in the connection. Surfaces: {', '.join(surface_names())}."
         )
     spec = SURFACES[surface]
+    if spec.explicit_only and not explicit:
+        raise config_error(
+            f"Stream '{name}' would go to the '{surface.value}' surface by its {how}, but that surface is reached only "
+            f"by an explicit mapping, because every row of it is irreversible: add "
+            f'{{"stream": "{name}", "surface": "{surface.value}"}} to `streams`, or pick it as the stream\'s '
+            "destination object in the connection."
+        )
     # The connection's choice first, then what the source declares.
     primary_key = configured.primary_key or configured.stream.source_defined_primary_key or []
     mode = configured.destination_sync_mode
@@ -149,6 +161,12 @@ class Routes:
     def __init__(self, config: KlaviyoConfig, catalog: ConfiguredAirbyteCatalog) -> None:
         if not catalog.streams:
             raise config_error("The configured catalog has no streams: select at least one stream in the connection.")
+        if config.default_surface is not None and SURFACES[config.default_surface].explicit_only:
+            raise config_error(
+                f"`default_surface` cannot be '{config.default_surface.value}': that surface is reached only by an "
+                "explicit `streams` entry or destination object, never by default. Remove it from `default_surface` "
+                "and map the stream(s) meant for it in `streams`."
+            )
         self.by_key = {route.key: route for route in (route_stream(config, c) for c in catalog.streams)}
 
     def __iter__(self) -> Iterator[StreamRoute]:

@@ -21,6 +21,7 @@ from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, is_missing_list, redact_detail
+from destination_klaviyo.identity import Identities
 from destination_klaviyo.rendering import DEFAULT_PHONE_RULES, PhoneRules, Rejection
 from destination_klaviyo.report import SyncReport
 
@@ -45,6 +46,9 @@ class SinkContext:
     target_field: str = "list"
     verify_bulk_jobs: bool = False
     phones: PhoneRules = DEFAULT_PHONE_RULES  # default_phone_region and strict_phone
+    # Some stream of this sync mirrors a list: list sinks remember whom they put in their list (a
+    # mirror keeps them). Off otherwise, so that a sync without a mirror keeps no such set.
+    mirrors: bool = False
     # Per-stream plans from routing (`StreamRoute.plan`), by stream key: how a surface with
     # per-stream options (events) renders that stream's rows.
     plans: Mapping[tuple[Optional[str], str], Any] = field(default_factory=dict)
@@ -128,24 +132,44 @@ class Sink(ABC):
     def finish(self) -> None:
         """Work this sink owns once every request of the sync was accepted (none by default)."""
 
-    def members_added(self) -> set[str]:
-        """Profile ids this sync put in the sink's list, which a mirror of that list keeps."""
-        return set()
+    def members_added(self) -> Identities:
+        """The people this sync put in the sink's list (when `context.mirrors`), whom a mirror keeps."""
+        return Identities()
+
+    def unfinished_imports(self, max_wait: float) -> list[str]:
+        """Wait (at most `max_wait` s) until Klaviyo finished the bulk import jobs this sink sent into
+        its list; return those still running. A mirror reads the list only after them."""
+        return []
 
     # -- delivery ---------------------------------------------------------------------------------
-    def submit(self, batch: BodyBatch, request: Request, riders: Sequence[Entry] = ()) -> Future[None]:
+    def submit(
+        self,
+        batch: BodyBatch,
+        request: Request,
+        riders: Sequence[Entry] = (),
+        after: Sequence[Future[None]] = (),
+    ) -> Future[None]:
         """Deliver `batch` on a worker (or at once without a dispatcher); track it until accepted.
 
         `riders` are rows with no item of their own whose effect the batch carries (a row a later
         row of the same profile superseded): they are pending, and counted, with the batch.
+        `after` are requests that must be done first (an earlier removal of a person this batch
+        adds again); a failed one fails this one.
         """
         first = min(entry.seq for entry in (*batch.entries[:1], *riders))
 
         def job() -> None:
+            for earlier in after:
+                earlier.result()
             self.deliver(batch, request)
             if riders:
                 self._count_delivered(riders, "superseded")
 
+        return self.run(first, job)
+
+    def run(self, first_seq: int, job: Callable[[], None]) -> Future[None]:
+        """Run `job` on a worker (or at once without a dispatcher); rows from `first_seq` on stay
+        pending until it is done. Jobs only wait for jobs submitted before them, so none deadlocks."""
         dispatcher = self.context.dispatcher
         if dispatcher is None:
             future: Future[None] = Future()
@@ -153,7 +177,7 @@ class Sink(ABC):
             future.set_result(None)
         else:
             future = dispatcher.submit(job)
-        self.inflight.append((first, future))
+        self.inflight.append((first_seq, future))
         return future
 
     def deliver(self, batch: BodyBatch, request: Request) -> None:
@@ -243,10 +267,15 @@ class SinkPool:
         for sink in self.sinks.values():
             sink.finish()
 
-    def members_added(self, list_id: str) -> set[str]:
-        """Profile ids any sink of this sync put in `list_id`."""
-        added: set[str] = set()
+    def members_added(self, list_id: str) -> Identities:
+        """The people any sink of this sync put in `list_id` (both list surfaces can feed one list)."""
+        added = Identities()
         for sink in self.sinks.values():
             if sink.list_id == list_id:
                 added |= sink.members_added()
         return added
+
+    def unfinished_imports(self, list_id: str, max_wait: float) -> list[str]:
+        """This sync's bulk import jobs into `list_id` that Klaviyo had not finished after waiting."""
+        feeding = [sink for sink in self.sinks.values() if sink.list_id == list_id]
+        return [job_id for sink in feeding for job_id in sink.unfinished_imports(max_wait)]

@@ -19,7 +19,7 @@ from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
-from destination_klaviyo.errors import MissingList, as_traced, config_error, system_error
+from destination_klaviyo.errors import ImportsPending, MissingList, as_traced, config_error, system_error
 from destination_klaviyo.mirror import MirrorPlan
 from destination_klaviyo.progress import Progress, ProgressSample
 from destination_klaviyo.rendering import PhoneRules, Rejection
@@ -64,6 +64,7 @@ class KlaviyoWriter:
                 config.verify_bulk_jobs,
                 phones=PhoneRules(config.default_phone_region, config.strict_phone),
                 plans={route.key: route.plan for route in self.routes if route.plan is not None},
+                mirrors=any(route.mirrors for route in self.routes),
             )
         )
         self.mirror = MirrorPlan(self.routes)
@@ -162,7 +163,7 @@ class KlaviyoWriter:
         prefix = "Dry run plan" if self.config.dry_run else "Sync summary"
         try:
             yield from self._write(messages)
-        except (KlaviyoApiError, KlaviyoUnreachable, MissingList) as exc:
+        except (KlaviyoApiError, KlaviyoUnreachable, MissingList, ImportsPending) as exc:
             # Klaviyo refused or is unreachable: send nothing more, but commit what is already in.
             yield from self._after_failure(flush=False)
             self._log_summary(f"{prefix} (failed)", failed=True)

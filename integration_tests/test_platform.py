@@ -120,13 +120,23 @@ def test_without_refreshes_a_literal_overwrite_never_completed_removes_nothing(e
     assert any("Mirror of stream 'audience' skipped" in line for line in run.logs)
 
 
-def test_a_replace_on_surfaces_that_cannot_remove_upserts_and_warns_once_per_stream(emulator):
+def test_a_replace_upserts_and_warns_on_profiles_and_mirrors_on_list_memberships(emulator):
+    vip = emulator.create_list("VIP")
+    body = {
+        "data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": "old@example.com"}}]}},
+            "relationships": {"lists": {"data": [{"type": "list", "id": vip}]}},
+        }
+    }
+    emulator.api("POST", "/api/profile-bulk-import-jobs", body)
     cfg = {
         "private_api_key": EMULATOR_KEY,
         "streams": [
             {"stream": "customers", "surface": "profiles"},
             {"stream": "vip", "surface": "list_memberships", "target": "VIP"},
         ],
+        "list_mappings": [{"target": "VIP", "list_id": vip}],
     }
     messages = [
         record("customers", {"email": "a@example.com"}),
@@ -146,13 +156,14 @@ def test_a_replace_on_surfaces_that_cannot_remove_upserts_and_warns_once_per_str
     )
     assert run.returncode == 0, run.stdout[-3000:]
     state = emulator.state()
-    assert sorted(p["attributes"]["email"] for p in state["profiles"]) == ["a@example.com", "b@example.com"]
-    assert deletes(emulator) == []
-    for stream, surface in (("customers", "profiles"), ("vip", "list_memberships")):
-        warnings = [line for line in run.logs if f"Stream '{stream}' asks to replace its data" in line]
-        assert len(warnings) == 1, warnings
-        assert f"'{surface}' surface cannot remove" in warnings[0]
-    assert "map it to list_memberships_by_profile_id" in next(line for line in run.logs if "Stream 'vip' asks" in line)
+    emails = {p["id"]: p["attributes"]["email"] for p in state["profiles"]}
+    assert sorted(emails.values()) == ["a@example.com", "b@example.com", "old@example.com"]
+    assert [emails[p] for p in state["memberships"][vip]] == ["a@example.com"]  # the list mirrors the stream
+    warnings = [line for line in run.logs if "asks to replace its data" in line]
+    assert len(warnings) == 1 and "Stream 'customers'" in warnings[0], warnings
+    assert "'profiles' surface cannot remove" in warnings[0]
+    assert "map it to" not in warnings[0]  # a mirror needs a list: no hint for profiles
+    assert any("Mirror of list 'VIP'" in line and "1 removed (absent from this sync)" in line for line in run.logs)
     assert [s["id"] for s in run.states] == [1, 2]
 
 

@@ -368,8 +368,6 @@ def test_dry_run_makes_no_mutating_request_and_reports_the_plan(emulator):
     [
         ("profiles", "overwrite"),
         ("profiles", "soft_delete"),
-        ("list_memberships", "overwrite"),
-        ("list_memberships", "soft_delete"),
     ],
 )
 def test_modes_a_surface_cannot_honour_fail_before_any_request(emulator, surface, mode):
@@ -387,18 +385,20 @@ def test_modes_a_surface_cannot_honour_fail_before_any_request(emulator, surface
     assert emulator.state()["requests"] == []
 
 
-def test_cdc_deletions_on_upsert_only_surfaces_are_rejected_not_upserted(emulator):
-    cfg = config(default_surface="list_memberships")
+def test_cdc_deletions_on_the_profiles_surface_are_rejected_not_upserted(emulator):
+    cfg = config(default_surface="profiles")
     rows = [
-        record("a", {"email": "keep@example.com", "list": "L"}),
-        record("a", {"email": "gone@example.com", "list": "L", "_ab_cdc_deleted_at": "2026-01-01"}),
+        record("a", {"email": "keep@example.com"}),
+        record("a", {"email": "gone@example.com", "_ab_cdc_deleted_at": "2026-01-01"}),
     ]
     run = run_connector(
         "write", config=cfg, catalog=catalog(configured_stream("a")), stdin=lines(rows), origin=emulator.url
     )
     assert run.returncode == 0, run.stdout[-3000:]
     assert [p["attributes"]["email"] for p in emulator.state()["profiles"]] == ["keep@example.com"]
-    assert any("delete_not_supported" in line for line in run.logs)
+    line = next(line for line in run.logs if "delete_not_supported" in line)
+    assert "list_memberships, list_memberships_by_profile_id" in line
+    assert "profile_deletions" not in line  # a list removal is not an erasure: never suggest it
 
 
 def test_profile_id_is_sent_as_the_resource_id_on_list_memberships(emulator):

@@ -49,10 +49,8 @@ def test_registry_update_masks_the_key_and_keeps_the_rest():
     assert config["private_api_key"] == "pk_live_secret"  # the caller's config is untouched
 
 
-def test_only_profile_id_memberships_can_remove_or_mirror():
-    for surface in (Surface.PROFILES, Surface.LIST_MEMBERSHIPS):
-        assert DestinationSyncMode.overwrite not in SUPPORTED_MODES[surface]
-        assert DestinationSyncMode.soft_delete not in SUPPORTED_MODES[surface]
-    assert {DestinationSyncMode.overwrite, DestinationSyncMode.soft_delete} <= set(
-        SUPPORTED_MODES[Surface.LIST_MEMBERSHIPS_BY_PROFILE_ID]
-    )
+def test_both_list_surfaces_remove_and_mirror_and_profiles_never_does():
+    assert DestinationSyncMode.overwrite not in SUPPORTED_MODES[Surface.PROFILES]
+    assert DestinationSyncMode.soft_delete not in SUPPORTED_MODES[Surface.PROFILES]
+    for surface in (Surface.LIST_MEMBERSHIPS, Surface.LIST_MEMBERSHIPS_BY_PROFILE_ID):
+        assert {DestinationSyncMode.soft_delete, DestinationSyncMode.overwrite} <= set(SUPPORTED_MODES[surface])

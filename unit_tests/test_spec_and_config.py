@@ -25,8 +25,9 @@ def test_spec_fields_match_the_config_model():
     assert PROPS["target_field"]["default"] == "list"
     assert PROPS["manage_lists"]["default"] is True and PROPS["dry_run"]["default"] is False
     surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id", "events"]
+    # profile_deletions is explicit-only: a `streams` entry may name it, `default_surface` never.
     assert PROPS["default_surface"]["enum"] == surfaces
-    assert PROPS["streams"]["items"]["properties"]["surface"]["enum"] == surfaces
+    assert PROPS["streams"]["items"]["properties"]["surface"]["enum"] == surfaces + ["profile_deletions"]
     items = PROPS["streams"]["items"]["properties"]
     assert set(items) == {
         "stream",

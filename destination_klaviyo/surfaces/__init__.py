@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from airbyte_cdk.models import DestinationSyncMode
 
-from destination_klaviyo.surfaces import events, list_memberships, list_memberships_by_profile_id, profiles
+from destination_klaviyo.surfaces import (
+    events,
+    list_memberships,
+    list_memberships_by_profile_id,
+    profile_deletions,
+    profiles,
+)
 from destination_klaviyo.surfaces.base import Surface, SurfaceSpec
 
 SURFACES: dict[Surface, SurfaceSpec] = {
     spec.surface: spec
-    for spec in (profiles.SPEC, list_memberships.SPEC, list_memberships_by_profile_id.SPEC, events.SPEC)
+    for spec in (
+        profiles.SPEC,
+        list_memberships.SPEC,
+        list_memberships_by_profile_id.SPEC,
+        events.SPEC,
+        profile_deletions.SPEC,
+    )
 }
 
 # Derived views, for the spec and tests.
@@ -26,6 +38,11 @@ def surface_names() -> list[str]:
     return [surface.value for surface in SURFACES]
 
 
+def default_surface_names() -> list[str]:
+    """The surfaces `default_surface` may name: not those only an explicit mapping may reach."""
+    return [surface.value for surface, spec in SURFACES.items() if not spec.explicit_only]
+
+
 def all_supported_modes() -> list[DestinationSyncMode]:
     """Union of the modes of every surface, in protocol order, for the spec."""
     wanted = {m for spec in SURFACES.values() for m in spec.modes}
@@ -33,8 +50,8 @@ def all_supported_modes() -> list[DestinationSyncMode]:
 
 
 def removing_surfaces() -> list[str]:
-    """The surfaces that carry out deletion rows, for messages that point users at them."""
-    return [surface.value for surface, spec in SURFACES.items() if spec.removes]
+    """The surfaces that remove list members, for messages that point users at them."""
+    return [surface.value for surface, spec in SURFACES.items() if spec.removes and spec.needs_target]
 
 
 __all__ = [
@@ -43,6 +60,7 @@ __all__ = [
     "Surface",
     "SurfaceSpec",
     "all_supported_modes",
+    "default_surface_names",
     "removing_surfaces",
     "surface_names",
 ]

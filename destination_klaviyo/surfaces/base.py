@@ -3,9 +3,10 @@
 A `SurfaceSpec` holds each per-surface fact in one place: the sync modes it honours, whether a
 deletion row (`_ab_cdc_deleted_at`, `soft_delete`) is carried out or refused, whether a replace
 mirrors, whether rows go to a list target, the scopes its requests need, its discover schema and
-matching keys, how to build its sink, and (optionally) how it checks a stream's per-stream options
-at routing time and what `check` asks Klaviyo to prove the key may write to it. `writer`,
-`routing`, `discover`, `destination` and `spec` read these fields; none of them names a surface.
+matching keys, how to build its sink, whether only an explicit mapping may reach it, and
+(optionally) how it checks a stream's per-stream options at routing time and what `check` asks
+Klaviyo to prove the key may write to it. `writer`, `routing`, `discover`, `destination` and `spec`
+read these fields; none of them names a surface.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Surface(str, Enum):
     LIST_MEMBERSHIPS = "list_memberships"
     LIST_MEMBERSHIPS_BY_PROFILE_ID = "list_memberships_by_profile_id"
     EVENTS = "events"
+    PROFILE_DELETIONS = "profile_deletions"
 
 
 UPSERT_MODES: tuple[DestinationSyncMode, ...] = (
@@ -59,3 +61,9 @@ class SurfaceSpec:
     # For `check`: a request that changes nothing and fails with 403 when the key lacks the write
     # scope of this surface (a read cannot prove a write scope).
     probe: Optional[Callable[["KlaviyoClient"], None]] = None
+    # Reached only when the user named it for the stream (a `streams` entry or a destination object),
+    # never through `default_surface` or a stream's name: for surfaces whose every row is irreversible.
+    explicit_only: bool = False
+    # What a replace does on a surface that does not mirror, when that is not "nothing is removed"
+    # (discover's schema description and the routing log say it instead of the generic warning).
+    replace_note: Optional[str] = None

@@ -1,6 +1,6 @@
 """`list_memberships_by_profile_id`: add and remove list members by Klaviyo profile id.
 
-The surface for authoritative membership: `POST` / `DELETE /api/lists/{id}/relationships/profiles`
+For rows that carry Klaviyo's profile id: `POST` / `DELETE /api/lists/{id}/relationships/profiles`
 with up to 1,000 `{"type": "profile", "id": ...}` per request (204 = done). A deletion row
 (`_ab_cdc_deleted_at`, or the stream in `soft_delete`) removes the profile from the row's list, and
 a replace (`overwrite`) mirrors the list: rows are added, then members absent from the sync removed
@@ -18,6 +18,7 @@ import orjson
 from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
+from destination_klaviyo.identity import Identities
 from destination_klaviyo.rendering import PROFILE_ID_COLUMN, Rejection, Rendered, identifiers, missing_identifier
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
@@ -82,7 +83,8 @@ class RelationshipSink(Sink):
         super().__init__(context, target, list_id)
         self.adds = Pending(Request("list additions", "add", lambda body: self._send(body, remove=False)))
         self.removes = Pending(Request("list removals", "remove", lambda body: self._send(body, remove=True)))
-        self.added_ids: set[str] = set()  # every profile this sync put in the list (for mirror)
+        # The profiles this sync put in the list, for a mirror (kept only when the sync mirrors).
+        self.added = Identities() if context.mirrors else None
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         rendered = render_profile_reference(data)
@@ -91,10 +93,11 @@ class RelationshipSink(Sink):
             return
         profile_id = str(data[PROFILE_ID_COLUMN])  # validated by render_profile_reference
         mine, other = (self.removes, self.adds) if remove else (self.adds, self.removes)
-        if remove:
-            self.added_ids.discard(profile_id)
-        else:
-            self.added_ids.add(profile_id)
+        if self.added is not None:
+            if remove:
+                self.added.discard({"id": profile_id})
+            else:
+                self.added.add({"id": profile_id})
         if profile_id in mine.queued:
             mine.riders.setdefault(profile_id, []).append(row)  # the same action again
             return
@@ -136,8 +139,8 @@ class RelationshipSink(Sink):
         lowest = super().lowest_pending_seq()
         return min(riders + ([lowest] if lowest is not None else [])) if riders else lowest
 
-    def members_added(self) -> set[str]:
-        return set(self.added_ids)
+    def members_added(self) -> Identities:
+        return Identities(set(self.added.keys)) if self.added is not None else Identities()
 
 
 def schema(target_field: str) -> dict[str, Any]:

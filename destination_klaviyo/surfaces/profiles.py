@@ -125,22 +125,30 @@ class BulkImportSink(Sink):
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         assert not remove, "bulk import surfaces never remove; the writer refuses deletion rows for them"
+        rendered = self.render(row, data)
+        if rendered is None:
+            return
+        if not self.batch.fits(rendered):
+            self.flush()
+        self.batch.add(row, rendered)
+
+    def render(self, row: Entry, data: Mapping[str, Any]) -> Optional[bytes]:
+        """The row as a profile of the job, or None when it is rejected (reported here, as is a
+        phone number left out of it)."""
         rendered = render_profile(
             data,
             accept_profile_id=self.accept_profile_id,
             excluded_columns=self.excluded_columns,
             phones=self.context.phones,
         )
-        if rendered.__class__ is not bytes:
-            if isinstance(rendered, Rejection):
-                self.report.rejected(row, rendered)
-                return
-            assert isinstance(rendered, Amended)
-            self.report.omitted(row, rendered.omission)
-            rendered = rendered.body
-        if not self.batch.fits(rendered):
-            self.flush()
-        self.batch.add(row, rendered)
+        if rendered.__class__ is bytes:
+            return rendered  # type: ignore[return-value]
+        if isinstance(rendered, Rejection):
+            self.report.rejected(row, rendered)
+            return None
+        assert isinstance(rendered, Amended)
+        self.report.omitted(row, rendered.omission)
+        return rendered.body
 
     def flush(self) -> None:
         if len(self.batch):
