@@ -31,6 +31,8 @@ DEFAULT_API_ORIGIN = "https://a.klaviyo.com"
 API_ORIGIN_ENV = "KLAVIYO_API_ORIGIN"
 JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Values per `any(...)` filter on the profile reads (see KlaviyoClient.get_profiles_for_list).
+MAX_FILTER_VALUES = 100
 # A single Retry-After longer than this is not waited out inside one request (the daily list cap).
 MAX_RETRY_AFTER_SECONDS = 300
 # Retries of one request stop once this long has passed since its first failure.
@@ -305,6 +307,65 @@ class KlaviyoClient:
     def edit_list_members(self, list_id: str, body: bytes, *, remove: bool) -> None:
         """POST (add) or DELETE (remove) up to 1,000 `{"type": "profile", "id": ...}`; 204 = done."""
         self.request("DELETE" if remove else "POST", f"/api/lists/{list_id}/relationships/profiles", body=body)
+
+    def get_list(self, list_id: str) -> dict[str, Any]:
+        """One list's name and `opt_in_process` (double_opt_in or single_opt_in)."""
+        params = {"fields[list]": "name,opt_in_process"}
+        return orjson.loads(self.request("GET", f"/api/lists/{list_id}", params=params).content)["data"]
+
+    def get_profiles_for_list(self, list_id: str, field: str, values: list[str]) -> list[dict[str, Any]]:
+        """The list's members whose `field` (email or phone_number, the only identifiers this
+        endpoint filters on) is one of `values`, every page; with their email and phone number.
+
+        At most MAX_FILTER_VALUES values per call: the spec states no limit for this filter, other
+        operations of the same spec allow 100 per list filter, and so does our emulator.
+        """
+        if len(values) > MAX_FILTER_VALUES:
+            raise ValueError(f"at most {MAX_FILTER_VALUES} values per filter, got {len(values)}")
+        params = {
+            "filter": f"any({field},[{','.join(quote_filter_string(v) for v in values)}])",
+            "fields[profile]": "email,phone_number",
+            "page[size]": 100,
+        }
+        return list(self._paginate(f"/api/lists/{list_id}/profiles", params))
+
+    def get_lists_page(self) -> list[dict[str, Any]]:
+        """One list at most (a read that changes nothing: `check` uses it to test lists:read)."""
+        params = {"page[size]": 1, "fields[list]": "name"}
+        return orjson.loads(self.request("GET", "/api/lists", params=params).content).get("data", [])
+
+    def get_profiles_page(self) -> list[dict[str, Any]]:
+        """One profile at most (a read that changes nothing: `check` uses it to test profiles:read)."""
+        params = {"page[size]": 1, "fields[profile]": "email"}
+        return orjson.loads(self.request("GET", "/api/profiles", params=params).content).get("data", [])
+
+    # -- consent ----------------------------------------------------------------------------------
+    def bulk_subscribe_profiles(self, body: bytes) -> None:
+        """POST a pre-serialized `profile-subscription-bulk-create-job`; 202 (no body) = accepted.
+
+        Retried like the imports: subscribing again sets the same consent (on a double opt-in list
+        Klaviyo may send the confirmation message again).
+        """
+        self.request("POST", "/api/profile-subscription-bulk-create-jobs", body=body)
+
+    def bulk_unsubscribe_profiles(self, body: bytes) -> None:
+        """POST a pre-serialized `profile-subscription-bulk-delete-job` exactly once; 202 = accepted.
+
+        Not idempotent: an unsubscribe that took effect removed its profiles from the list, and
+        Klaviyo unsubscribes a profile that is not on the list from everything. A blind retry after
+        a lost answer would do exactly that, so the subscriptions sink re-checks membership first.
+        """
+        self.request("POST", "/api/profile-subscription-bulk-delete-jobs", body=body, retry=False)
+
+    def bulk_suppress_profiles(self, body: bytes) -> str:
+        """POST a pre-serialized `profile-suppression-bulk-create-job`; returns the job id (202)."""
+        response = self.request("POST", "/api/profile-suppression-bulk-create-jobs", body=body)
+        return str((orjson.loads(response.content) if response.content else {}).get("data", {}).get("id", ""))
+
+    def bulk_unsuppress_profiles(self, body: bytes) -> str:
+        """POST a pre-serialized `profile-suppression-bulk-delete-job`; returns the job id (202)."""
+        response = self.request("POST", "/api/profile-suppression-bulk-delete-jobs", body=body)
+        return str((orjson.loads(response.content) if response.content else {}).get("data", {}).get("id", ""))
 
 
 def _next_page(payload: dict[str, Any]) -> Optional[str]:
