@@ -42,6 +42,9 @@ class SyncReport:
         self.target_lists: dict[str, str] = {}  # target -> how it resolved, for the summary
         self.requests: Counter[str] = Counter()
         self.mirrors: list[str] = []
+        # Rows carried out on no list target (suppressions): subject -> action -> rows
+        self.untargeted: dict[str, Counter[str]] = defaultdict(Counter)
+        self.notes: list[str] = []  # facts a sink wants in the summary (a list using double opt-in)
         self.verifications: list[str] = []
         self.import_failures = 0
 
@@ -69,6 +72,16 @@ class SyncReport:
             )
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
             logger.warning(f"Stream '{row.stream}': more rejections follow; only their counts are reported from now on.")
+
+    def acted(self, subject: str, action: str, count: int) -> None:
+        """Rows a surface without list targets carried out (suppress, unsuppress), for the summary."""
+        with self.lock:
+            self.untargeted[subject][action] += count
+
+    def note(self, line: str) -> None:
+        with self.lock:
+            if line not in self.notes:
+                self.notes.append(line)
 
     def resolved(self, target: str, description: str) -> None:
         self.target_lists[target] = description
@@ -102,6 +115,9 @@ class SyncReport:
         for target in sorted(set(self.targets) | set(self.target_lists)):
             actions = ", ".join(f"{action} {n}" for action, n in sorted(self.targets[target].items())) or "no rows"
             lines.append(f"Target '{target}' -> {self.target_lists.get(target, '?')}: {actions}")
+        for subject, actions in sorted(self.untargeted.items()):
+            lines.append(f"{subject}: " + ", ".join(f"{action} {n}" for action, n in sorted(actions.items())))
+        lines += self.notes
         lines += self.mirrors
         lines += self.verifications
         if self.requests:

@@ -3,7 +3,8 @@
 Order: the configured stream's `destination_object_name` (Airbyte data activation), then the
 config's `streams` entry, then the stream's own name when it is a surface name, then
 `default_surface`. A stream nothing maps, or a sync mode its surface cannot honour, is a
-config_error naming the stream and the fix.
+config_error naming the stream and the fix. A surface with per-stream options (subscriptions: the
+channels) reads them here (`SurfaceSpec.prepare`); the route keeps what it prepared (`plan`).
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
@@ -19,13 +20,14 @@ says which surface could remove.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode
 
-from destination_klaviyo.config import KlaviyoConfig
+from destination_klaviyo.config import KlaviyoConfig, StreamMapping
 from destination_klaviyo.errors import config_error
 from destination_klaviyo.state import StreamKey
 from destination_klaviyo.surfaces import SURFACES, Surface, SurfaceSpec, surface_names
@@ -44,6 +46,8 @@ class StreamRoute:
     default_target: Optional[str]
     how: str  # which rule mapped it, for logs
     replace: bool = False  # the platform (or a literal overwrite) asks to replace the stream's data
+    options: Optional[StreamMapping] = None  # the stream's `streams` entry, if any
+    plan: Any = None  # the surface's `prepare(route)`: what its sink needs per stream
 
     @property
     def surface(self) -> Surface:
@@ -121,7 +125,10 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
         default_target=mapping.target if mapping else None,
         how=how,
         replace=is_replace(configured),
+        options=mapping,
     )
+    if spec.prepare is not None:
+        route = dataclasses.replace(route, plan=spec.prepare(route))
     if route.replace and not route.mirrors:
         _warn_replace_without_mirror(route)
     return route

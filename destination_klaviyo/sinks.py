@@ -14,7 +14,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Optional, Sequence
 
 from destination_klaviyo.batching import BodyBatch, Entry
@@ -44,6 +44,9 @@ class SinkContext:
     dry_run: bool = False
     target_field: str = "list"
     verify_bulk_jobs: bool = False
+    # Per-stream plans from routing (`StreamRoute.plan`), by stream key: how a surface with
+    # per-stream options (subscriptions) treats that stream's rows.
+    plans: Mapping[tuple[Optional[str], str], Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

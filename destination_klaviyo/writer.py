@@ -53,7 +53,15 @@ class KlaviyoWriter:
         self.targets = TargetResolver(config, raw_config, client, self.report)
         dispatcher = Dispatcher(config.max_requests_in_flight)
         self.sinks = SinkPool(
-            SinkContext(client, self.report, dispatcher, config.dry_run, config.target_field, config.verify_bulk_jobs)
+            SinkContext(
+                client,
+                self.report,
+                dispatcher,
+                config.dry_run,
+                config.target_field,
+                config.verify_bulk_jobs,
+                plans={route.key: route.plan for route in self.routes if route.plan is not None},
+            )
         )
         self.mirror = MirrorPlan(self.routes)
         self.progress = Progress(self.report)

@@ -6,7 +6,7 @@ from airbyte_cdk.models import DestinationSyncMode
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo import DestinationKlaviyo
-from destination_klaviyo.config import KlaviyoConfig, parse_config
+from destination_klaviyo.config import KlaviyoConfig, StreamMapping, parse_config
 from destination_klaviyo.surfaces import SUPPORTED_MODES
 
 SPEC = DestinationKlaviyo().spec(logging.getLogger("test"))
@@ -23,10 +23,13 @@ def test_spec_fields_match_the_config_model():
     assert PROPS["api_revision"]["default"] == "2026-04-15"
     assert PROPS["target_field"]["default"] == "list"
     assert PROPS["manage_lists"]["default"] is True and PROPS["dry_run"]["default"] is False
-    surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id"]
+    surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id", "subscriptions", "suppressions"]
     assert PROPS["default_surface"]["enum"] == surfaces
     assert PROPS["streams"]["items"]["properties"]["surface"]["enum"] == surfaces
-    assert set(PROPS["streams"]["items"]["properties"]) == {"stream", "surface", "target"}
+    assert set(PROPS["streams"]["items"]["properties"]) == set(StreamMapping.model_fields)
+    assert set(PROPS["streams"]["items"]["properties"]) == {
+        "stream", "surface", "target", "channels", "allow_global_unsubscribe"
+    }  # fmt: skip
     assert set(PROPS["list_mappings"]["items"]["properties"]) == {"target", "list_id"}
 
 

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from airbyte_cdk.models import DestinationSyncMode
 
-from destination_klaviyo.surfaces import list_memberships, list_memberships_by_profile_id, profiles
+from destination_klaviyo.surfaces import (
+    list_memberships,
+    list_memberships_by_profile_id,
+    profiles,
+    subscriptions,
+    suppressions,
+)
 from destination_klaviyo.surfaces.base import Surface, SurfaceSpec
 
 SURFACES: dict[Surface, SurfaceSpec] = {
-    spec.surface: spec for spec in (profiles.SPEC, list_memberships.SPEC, list_memberships_by_profile_id.SPEC)
+    spec.surface: spec
+    for spec in (
+        profiles.SPEC,
+        list_memberships.SPEC,
+        list_memberships_by_profile_id.SPEC,
+        subscriptions.SPEC,
+        suppressions.SPEC,
+    )
 }
 
 # Derived views, for the spec and tests.
@@ -32,8 +45,12 @@ def all_supported_modes() -> list[DestinationSyncMode]:
 
 
 def removing_surfaces() -> list[str]:
-    """The surfaces that carry out deletion rows, for messages that point users at them."""
-    return [surface.value for surface, spec in SURFACES.items() if spec.removes]
+    """The surfaces whose deletion rows remove list members, for messages that point users at them.
+
+    The consent surfaces carry out deletion rows too, but an unsubscribe is not a way to take someone
+    off a list, so they are never suggested for it.
+    """
+    return [surface.value for surface, spec in SURFACES.items() if spec.removes and not spec.changes_consent]
 
 
 __all__ = [

@@ -3,7 +3,8 @@
 A `SurfaceSpec` holds each per-surface fact in one place: the sync modes it honours, whether a
 deletion row (`_ab_cdc_deleted_at`, `soft_delete`) is carried out or refused, whether a replace
 mirrors, whether rows go to a list target, the scopes its requests need, its discover schema and
-matching keys, and how to build its sink. `writer`, `routing`, `discover` and `spec` read these
+matching keys, how to build its sink, whether it changes consent, and (optionally) how it reads a
+stream's per-stream options at routing time. `writer`, `routing`, `discover` and `spec` read these
 fields; none of them names a surface.
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from airbyte_cdk.models import DestinationSyncMode
 
 if TYPE_CHECKING:
+    from destination_klaviyo.routing import StreamRoute
     from destination_klaviyo.sinks import Sink, SinkContext
 
 
@@ -23,6 +25,16 @@ class Surface(str, Enum):
     PROFILES = "profiles"
     LIST_MEMBERSHIPS = "list_memberships"
     LIST_MEMBERSHIPS_BY_PROFILE_ID = "list_memberships_by_profile_id"
+    SUBSCRIPTIONS = "subscriptions"
+    SUPPRESSIONS = "suppressions"
+
+
+class ConsentChannel(str, Enum):
+    """The consent channels the `subscriptions` surface sets: a per-stream option and a row column each."""
+
+    EMAIL_MARKETING = "email_marketing"
+    SMS_MARKETING = "sms_marketing"
+    SMS_TRANSACTIONAL = "sms_transactional"
 
 
 UPSERT_MODES: tuple[DestinationSyncMode, ...] = (
@@ -48,3 +60,10 @@ class SurfaceSpec:
     mirrors: bool  # a replace makes the target list hold exactly this sync's rows
     schema: Callable[[str], dict[str, Any]]  # discover schema, given the configured target column
     make_sink: Callable[["SinkContext", Optional[str], Optional[str]], "Sink"]  # (context, target, list_id)
+    # Its rows change consent (subscribe, unsubscribe, suppress): never suggested as a way to remove
+    # list members, and documented for marketers.
+    changes_consent: bool = False
+    # At routing time, before any request: read the stream's per-stream options and return what the
+    # sink needs for that stream's rows, kept on the route as `plan` and handed to sinks through
+    # `SinkContext.plans`.
+    prepare: Optional[Callable[["StreamRoute"], Any]] = None
