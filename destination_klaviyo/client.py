@@ -329,6 +329,19 @@ class KlaviyoClient:
         }
         return list(self._paginate(f"/api/lists/{list_id}/profiles", params))
 
+    def get_profiles(self, field: str, values: list[str]) -> list[dict[str, Any]]:
+        """The profiles whose `field` (email or phone_number) is one of `values`, every page, with
+        their consent (`subscriptions`: per channel, and the email list suppressions)."""
+        if len(values) > MAX_FILTER_VALUES:
+            raise ValueError(f"at most {MAX_FILTER_VALUES} values per filter, got {len(values)}")
+        params = {
+            "filter": f"any({field},[{','.join(quote_filter_string(v) for v in values)}])",
+            "additional-fields[profile]": "subscriptions",
+            "fields[profile]": "email,phone_number,subscriptions",
+            "page[size]": 100,
+        }
+        return list(self._paginate("/api/profiles", params))
+
     def get_lists_page(self) -> list[dict[str, Any]]:
         """One list at most (a read that changes nothing: `check` uses it to test lists:read)."""
         params = {"page[size]": 1, "fields[list]": "name"}

@@ -194,8 +194,9 @@ def test_suppression_bodies(remove, kind):
 class FakeKlaviyo:
     """Members of one list by profile id; records every call in order."""
 
-    def __init__(self, members=(), opt_in="single_opt_in"):
+    def __init__(self, members=(), opt_in="single_opt_in", consent=()):
         self.members = {pid: dict(attrs) for pid, attrs in members}
+        self.consent = dict(consent)  # email -> Klaviyo's `subscriptions` object
         self.calls = []
         self.opt_in = opt_in
         self.fail_unsubscribe = []  # exceptions to raise, in order, after (or before) applying
@@ -209,6 +210,15 @@ class FakeKlaviyo:
         self.calls.append(("lookup", field, len(values)))
         return [
             {"id": pid, "attributes": attrs} for pid, attrs in self.members.items() if attrs.get(field) in set(values)
+        ]
+
+    def get_profiles(self, field, values):
+        assert len(values) <= 100
+        self.calls.append(("profiles", field, len(values)))
+        return [
+            {"id": f"C-{email}", "attributes": {"email": email, "subscriptions": subs}}
+            for email, subs in self.consent.items()
+            if field == "email" and email in set(values)
         ]
 
     def bulk_subscribe_profiles(self, body):
@@ -283,6 +293,34 @@ def test_a_lost_answer_is_followed_by_a_fresh_look_and_never_a_blind_resend(monk
     assert report.targets["Newsletter"] == {"unsubscribe": 2}
 
 
+def test_a_lost_answer_with_people_still_on_the_list_stops_rather_than_resend(monkeypatch):
+    monkeypatch.setattr("destination_klaviyo.surfaces.subscriptions.time.sleep", lambda s: None)
+    client = FakeKlaviyo([("P1", {"email": "a@example.com"})])
+    lost = KlaviyoApiError("POST", "/api/profile-subscription-bulk-delete-jobs", 503, [])
+    client.fail_unsubscribe = [(False, lost)]  # not applied (yet): Klaviyo may still run it
+    s, report = sink(client)
+    s.add(entry(0), {"email": "a@example.com"}, remove=True)
+    with pytest.raises(KlaviyoApiError):
+        s.flush()
+    assert [c for c in client.calls if c[0] == "unsubscribe"] == [("unsubscribe", ["a@example.com"])]
+    assert report.targets["Newsletter"] == {}
+
+
+def test_people_already_unsubscribed_in_klaviyo_are_done_not_rejected():
+    unsubscribed = {"email": {"marketing": {"consent": "UNSUBSCRIBED", "list_suppressions": []}}}
+    from_this_list = {"email": {"marketing": {"consent": "SUBSCRIBED", "list_suppressions": [{"list_id": "L1"}]}}}
+    from_another = {"email": {"marketing": {"consent": "SUBSCRIBED", "list_suppressions": [{"list_id": "L9"}]}}}
+    consent = {"gone@example.com": unsubscribed, "left@example.com": from_this_list, "other@example.com": from_another}
+    client = FakeKlaviyo(consent=consent)
+    s, report = sink(client)
+    for i, email in enumerate(("gone@example.com", "left@example.com", "other@example.com", "new@example.com")):
+        s.add(entry(i), {"email": email}, remove=True)
+    s.flush()
+    assert not [c for c in client.calls if c[0] == "unsubscribe"]
+    assert report.targets["Newsletter"] == {"already unsubscribed (nothing sent)": 2}
+    assert report.streams["consent"].rejected == {"not_a_list_member": 2}
+
+
 def test_a_refused_request_is_sent_again_after_a_look(monkeypatch):
     monkeypatch.setattr("destination_klaviyo.surfaces.subscriptions.time.sleep", lambda s: None)
     client = FakeKlaviyo([("P1", {"email": "a@example.com"})])
@@ -324,7 +362,7 @@ def test_dry_run_looks_up_but_sends_nothing():
     s.add(entry(1), {"email": "a@example.com"}, remove=True)
     s.add(entry(2), {"email": "stranger@example.com"}, remove=True)
     s.flush()
-    assert {c[0] for c in client.calls} == {"get_list", "lookup"}
+    assert {c[0] for c in client.calls} == {"get_list", "lookup", "profiles"}
     assert report.targets["Newsletter"] == {"subscribe": 1, "unsubscribe": 1}
     assert report.streams["consent"].rejected == {"not_a_list_member": 1}
 

@@ -23,12 +23,21 @@ marketing, a phone number for SMS; only the identifiers the channels need are se
 
 The unsubscribe guard: before an unsubscribe request goes out, the people in it are looked up among
 the list's members (`GET /api/lists/{id}/profiles`, filtered by up to 100 emails or phone numbers
-at a time: the only identifiers that endpoint filters on). Only confirmed members are sent. A
-non-member is rejected (`not_a_list_member`), because Klaviyo would unsubscribe them from
-everything, unless the stream sets `allow_global_unsubscribe`; then it is sent and counted as a
-global unsubscribe. The lookups are reads: a dry run makes them, so its plan shows what the guard
-would do. An unsubscribe is never resent blindly: after a timeout or a 5xx the members are looked
-up again, and those no longer on the list (the lost attempt took effect) are not sent twice.
+at a time: the only identifiers that endpoint filters on). Only confirmed members are sent. For a
+non-member, the person's consent is read (`GET /api/profiles` with `subscriptions`): when every
+channel of the row is already unsubscribed, or email marketing was unsubscribed from this very
+list, the row is done and nothing is sent (a full refresh of an opt-out table sends the same rows
+every day). Any other non-member is rejected (`not_a_list_member`), because Klaviyo would
+unsubscribe them from everything, unless the stream sets `allow_global_unsubscribe`; then it is sent
+and counted as a global unsubscribe. The lookups are reads: a dry run makes them, so its plan shows
+what the guard would do.
+
+An unsubscribe is never resent blindly. A 429 was refused before anything happened: looked over
+and sent again. After a 5xx, a timeout or a dropped connection the request may have taken effect,
+or may still (Klaviyo runs these jobs asynchronously): the list is looked at again, people no
+longer on it are done, and if anyone confirmed before is still on it the sync stops rather than
+send them twice (the second time would find a non-member: a global unsubscribe). Airbyte retries
+the sync, whose guard looks again.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
 import orjson
 from airbyte_cdk.models import DestinationSyncMode
@@ -67,7 +76,10 @@ BIRTH_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # After a lost answer (timeout, dropped connection, 5xx) or a 429, an unsubscribe is looked over and
 # sent again at most this many times.
 UNSUBSCRIBE_ATTEMPTS = 8
+# After a failure that may have taken effect, the pause before the list is looked at again.
+LOST_ANSWER_PAUSE_SECONDS = 5.0
 GLOBAL_UNSUBSCRIBE = "unsubscribe globally (not on the list)"
+ALREADY_UNSUBSCRIBED = "already unsubscribed (nothing sent)"
 
 
 @dataclass(frozen=True)
@@ -331,66 +343,112 @@ class SubscriptionSink(Sink):
         if request is not self.unsubscribes.request:
             super().deliver(batch, request)
             return
-        confirmed: set[int] = set()  # rows whose person the first look found on the list
+        confirmed: set[int] = set()  # rows whose person a look found on the list
+        lost: Optional[Exception] = None  # a failure after which the request may have taken effect
         for attempt in range(1, UNSUBSCRIBE_ATTEMPTS + 1):
             batch = self._guard(batch, confirmed)
             if not len(batch):
                 return
+            if lost is not None and any(entry.seq in confirmed for entry in batch.entries):
+                # Still on the list after a failure that may have taken effect: Klaviyo runs these
+                # jobs asynchronously, so the lost request may yet be carried out, and a second one
+                # would then find non-members and unsubscribe them from everything. Stop instead;
+                # the retried sync looks at the list again.
+                logger.warning(
+                    f"An unsubscribe request for target '{self.target}' (list {self.list_id}) failed in a way that may "
+                    f"still take effect ({type(lost).__name__}); {len(batch)} of its rows are not sent again in this "
+                    "sync, so nobody can be unsubscribed twice (the second time from everything). The sync stops; its "
+                    "retry checks the list again."
+                )
+                raise lost
             try:
                 super().deliver(batch, request)
             except KlaviyoApiError as exc:
                 if (exc.status != 429 and exc.status < 500) or attempt == UNSUBSCRIBE_ATTEMPTS:
                     raise
-                # A 429 was refused before anything happened; after a 5xx the request may have
-                # taken effect, and the next look at the list tells.
-                wait = _seconds(exc.retry_after) if exc.status == 429 else 0.0
-                time.sleep(min(max(wait, 2.0 ** (attempt - 1)), 60.0))
+                if exc.status == 429:  # refused before anything happened: look again, send again
+                    time.sleep(min(max(_seconds(exc.retry_after), 2.0 ** (attempt - 1)), 60.0))
+                else:
+                    lost = exc
+                    time.sleep(LOST_ANSWER_PAUSE_SECONDS)
                 continue
-            except KlaviyoUnreachable:
+            except KlaviyoUnreachable as exc:  # timeout or dropped connection: it may have arrived
                 if attempt == UNSUBSCRIBE_ATTEMPTS:
                     raise
-                time.sleep(min(2.0 ** (attempt - 1), 60.0))
+                lost = exc
+                time.sleep(LOST_ANSWER_PAUSE_SECONDS)
                 continue
             self._remember_unsubscribed(batch)
             return
 
     def _guard(self, batch: BodyBatch, confirmed: set[int]) -> BodyBatch:
         """The rows of `batch` that may be sent: the people on the list, and (where the stream allows
-        it) the others. Non-members are rejected; rows already carried out are counted as done."""
+        it) the others. Rows already carried out are counted as such; other non-members are rejected."""
         items = [orjson.loads(batch.item(i))["attributes"] for i in range(len(batch))]
         members = self._members(items)
         dropped: set[int] = set()
         done: list[Entry] = []
+        outside: list[int] = []  # not on the list, and not through anything this sync did
         for index, (entry, attributes, member) in enumerate(zip(batch.entries, items, members)):
             with self.lock:
                 counted = entry.seq in self.counted_seqs
             if counted:  # delivered by an earlier try of this request (a half of it, after a split)
                 dropped.add(index)
-                continue
-            if member:
+            elif member:
                 confirmed.add(entry.seq)
-                continue
-            keys = person_keys(attributes.get("email"), attributes.get("phone_number"))
-            channels = _channels_of(attributes)
-            if entry.seq in confirmed or self._already_unsubscribed(keys, channels):
-                # On the list at the first look and gone now: the attempt whose answer was lost took
-                # effect (or an earlier row of this sync did it). Sending again would be global.
+            elif entry.seq in confirmed or self._unsubscribed_here(attributes):
+                # On the list at an earlier look and gone now: the attempt whose answer was lost
+                # took effect (or an earlier row of this sync did it). Sending again would be global.
                 dropped.add(index)
                 done.append(entry)
-                continue
-            if self.context.plans.get(entry.key, DEFAULT_PLAN).allow_global_unsubscribe:
-                with self.lock:
-                    self.global_seqs.add(entry.seq)
-                continue
-            dropped.add(index)
-            self.report.rejected(entry, self._not_a_member())
+            else:
+                outside.append(index)
         if done:
             logger.info(
-                f"{len(done)} unsubscribe row(s) of target '{self.target}' were already carried out "
+                f"{len(done)} unsubscribe row(s) of target '{self.target}' were already carried out by this sync "
                 "(no longer on the list); not sent again"
             )
             self._count_delivered(done, self.unsubscribes.request.action)
+        already = self._unsubscribed_in_klaviyo([items[i] for i in outside])
+        before: list[Entry] = []
+        for index, unsubscribed in zip(outside, already):
+            entry = batch.entries[index]
+            if unsubscribed:
+                dropped.add(index)
+                before.append(entry)
+            elif self.context.plans.get(entry.key, DEFAULT_PLAN).allow_global_unsubscribe:
+                with self.lock:
+                    self.global_seqs.add(entry.seq)
+            else:
+                dropped.add(index)
+                self.report.rejected(entry, self._not_a_member())
+        if before:
+            self._count_delivered(before, ALREADY_UNSUBSCRIBED)
         return batch.without(dropped) if dropped else batch
+
+    def _unsubscribed_in_klaviyo(self, items: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """Whether each non-member already has what the row asks: every channel of it unsubscribed,
+        or (email marketing) unsubscribed from this very list. A row synced again (a full refresh of
+        an opt-out table, the retry of a failed sync) is then done, not a non-member."""
+        if not items or self.list_id is None:
+            return [False] * len(items)
+        assert self.context.client is not None
+        found = self._lookup(items, self.context.client.get_profiles, "profile consent lookups (unsubscribe guard)")
+        done = []
+        for attributes in items:
+            profile = _one_profile(found, attributes)
+            subscriptions = ((profile or {}).get("attributes") or {}).get("subscriptions") or {}
+            done.append(profile is not None and all(self._channel_done(subscriptions, c) for c in _channels_of(attributes)))
+        return done
+
+    def _channel_done(self, subscriptions: Mapping[str, Any], channel: str) -> bool:
+        kind, detail = channel.split(".")
+        state = (subscriptions.get(kind) or {}).get(detail) or {}
+        if state.get("consent") == "UNSUBSCRIBED":
+            return True
+        return channel == "email.marketing" and any(
+            s.get("list_id") == self.list_id for s in state.get("list_suppressions") or ()
+        )
 
     def _not_a_member(self) -> Rejection:
         where = f"list {self.list_id}" if self.list_id else "the list this dry run would create"
@@ -404,38 +462,43 @@ class SubscriptionSink(Sink):
 
     def _members(self, items: Sequence[Mapping[str, Any]]) -> list[bool]:
         """Whether each item's person is on the list: every identifier it sends is a member's, and
-        (with both) the same member's. Looked up by up to 100 values per request."""
+        (with both) the same member's."""
         if self.list_id is None:
             return [False] * len(items)  # a list this dry run would create has no members
         assert self.context.client is not None
-        found: dict[str, dict[str, set[str]]] = {"email": {}, "phone_number": {}}
+        list_id = self.list_id
+
+        def members(field: str, values: list[str]) -> list[dict[str, Any]]:
+            return self.context.client.get_profiles_for_list(list_id, field, values)  # type: ignore[union-attr]
+
+        found = self._lookup(items, members, "list member lookups (unsubscribe guard)")
+        return [_one_profile(found, attributes) is not None for attributes in items]
+
+    def _lookup(
+        self, items: Sequence[Mapping[str, Any]], read: Callable[[str, list[str]], list[dict[str, Any]]], kind: str
+    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """Profiles by email and by phone number for `items`, read 100 values per request: the most
+        the emulator takes in one filter (the spec states no limit)."""
+        found: dict[str, dict[str, list[dict[str, Any]]]] = {"email": {}, "phone_number": {}}
         for field, index in found.items():
             values = sorted({a[field] for a in items if field in a})
             for start in range(0, len(values), MAX_FILTER_VALUES):
                 try:
-                    profiles = self.context.client.get_profiles_for_list(
-                        self.list_id, field, values[start : start + MAX_FILTER_VALUES]
-                    )
+                    profiles = read(field, values[start : start + MAX_FILTER_VALUES])
                 except KlaviyoApiError as exc:
                     if is_missing_list(exc):
                         raise MissingList(self.list_id, self.target) from None
                     raise
-                self.report.request_sent("list member lookups (unsubscribe guard)")
+                self.report.request_sent(kind)
                 for profile in profiles:
                     value = (profile.get("attributes") or {}).get(field)
                     if value:
-                        index.setdefault(_normal(field, value), set()).add(str(profile["id"]))
-        members = []
-        for attributes in items:
-            profile_ids: Optional[set[str]] = None
-            for field, index in found.items():
-                if field in attributes:
-                    ids = index.get(_normal(field, attributes[field]), set())
-                    profile_ids = ids if profile_ids is None else profile_ids & ids
-            members.append(bool(profile_ids))
-        return members
+                        index.setdefault(_normal(field, value), []).append(profile)
+        return found
 
-    def _already_unsubscribed(self, keys: frozenset[PersonKey], channels: set[str]) -> bool:
+    def _unsubscribed_here(self, attributes: Mapping[str, Any]) -> bool:
+        keys = person_keys(attributes.get("email"), attributes.get("phone_number"))
+        channels = _channels_of(attributes)
         with self.lock:
             return any(channels <= self.unsubscribed_here.get(key, set()) for key in keys)
 
@@ -464,6 +527,21 @@ class SubscriptionSink(Sink):
                 f"Target '{self.target}': {verb} {len(global_rows)} person(s) who are not on list "
                 f"{self.list_id or '(new)'}; Klaviyo unsubscribes them globally (allow_global_unsubscribe is on)"
             )
+
+
+def _one_profile(found: Mapping[str, Mapping[str, list[dict[str, Any]]]], attributes: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """The one profile that every identifier of the item leads to, or None."""
+    chosen: Optional[dict[str, Any]] = None
+    for field, index in found.items():
+        if field not in attributes:
+            continue
+        profiles = index.get(_normal(field, attributes[field]), [])
+        if chosen is not None:
+            profiles = [p for p in profiles if p.get("id") == chosen.get("id")]
+        if not profiles:
+            return None
+        chosen = profiles[0]
+    return chosen
 
 
 def _channels_of(attributes: Mapping[str, Any]) -> set[str]:
