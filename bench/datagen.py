@@ -8,6 +8,8 @@ Two kinds of input, each written once per (kind, rows, seed) to a cache file and
   order count, dates, a boolean, a list of tags, a nullable timestamp). About 560 bytes a line.
 - `memberships`: a `memberships` stream of `{"klaviyo_profile_id": <26-char id>, "list": "Bench"}`
   rows, for the `list_memberships_by_profile_id` surface.
+- `subscriptions`: a `subscriptions` stream of newsletter sign-ups, `{"email": ..., "list": "Bench"}`,
+  for the `subscriptions` surface (email marketing consent into the list).
 
 A STREAM state follows every 1,000-5,000 rows (uniformly drawn, seeded), each carrying its cursor
 and `sourceStats.recordCount`, and a STREAM_STATUS COMPLETE trace closes the stream, as the
@@ -34,7 +36,7 @@ STATE_EVERY_MIN = 1_000
 STATE_EVERY_MAX = 5_000
 EMITTED_AT = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 BENCH_LIST = "Bench"
-STREAMS = {"profiles": "customers", "memberships": "memberships"}
+STREAMS = {"profiles": "customers", "memberships": "memberships", "subscriptions": "subscriptions"}
 
 FIRST_NAMES = (
     "Ada Grace Alan Linus Margaret Edsger Barbara Donald Ken Dennis Frances Katherine Tim Radia Vint Bjarne "
@@ -113,9 +115,14 @@ def membership_row(i: int, rng: random.Random) -> dict[str, Any]:
     return {"klaviyo_profile_id": profile_id(i), "list": BENCH_LIST}
 
 
+def subscription_row(i: int, rng: random.Random) -> dict[str, Any]:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    return {"email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(), "list": BENCH_LIST}
+
+
 def messages(kind: str, rows: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
     stream = STREAMS[kind]
-    make = profile_row if kind == "profiles" else membership_row
+    make = {"profiles": profile_row, "memberships": membership_row, "subscriptions": subscription_row}[kind]
     rng = random.Random(seed)
     states = random.Random(seed + 1)
     next_state = states.randint(STATE_EVERY_MIN, STATE_EVERY_MAX)

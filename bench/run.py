@@ -13,10 +13,11 @@ unthrottled (per --rows size): the emulator answers at once and never throttles.
 throttled: the emulator enforces Klaviyo's per-endpoint limits (`--rate-limits klaviyo`) with
     `--latency-ms` (default 250) per request, optionally time-scaled (`--time-scale X`: simulated
     time runs X times faster; limits and latency scale with it, and rates are converted back to
-    simulated time). Two runs: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
-    25,000 profiles/s) and memberships (list_memberships_by_profile_id, POST list relationships;
-    ceiling 150 calls/min x 1,000 = 2,500 ids/s). Reports sustained items/s as % of the ceiling and
-    the 429s the emulator sent.
+    simulated time). Runs per surface: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
+    25,000 profiles/s), memberships (list_memberships_by_profile_id, POST list relationships;
+    ceiling 150 calls/min x 1,000 = 2,500 ids/s) and, when asked for, subscriptions (bulk subscribe;
+    ceiling 750 calls/min x 1,000 = 12,500 profiles/s). Reports sustained items/s as % of the
+    ceiling and the 429s the emulator sent.
 
 Nothing is asserted: it prints numbers (and writes them as JSON with --json). Input files are
 generated once per (kind, rows) into $BENCH_DATA_DIR (default: <tmp>/destination-klaviyo-bench).
@@ -52,6 +53,8 @@ CONNECTOR = Path(sys.executable).parent / "destination-klaviyo"
 API_KEY = "pk_emulator_bench_key"
 PROFILE_CEILING = 150 / 60 * 10_000  # bulk import jobs: 150/min steady x 10,000 profiles per job
 MEMBERSHIP_CEILING = 150 / 60 * 1_000  # list relationship calls: 150/min steady x 1,000 ids per call
+SUBSCRIBE_CEILING = 750 / 60 * 1_000  # bulk subscribe calls: 750/min steady x 1,000 profiles per call
+SUBSCRIBE_PATH = "/api/profile-subscription-bulk-create-jobs"
 STEADY_WINDOW = 60.0
 BULK_PATH = "/api/profile-bulk-import-jobs"
 
@@ -149,6 +152,12 @@ def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
     stream = datagen.STREAMS[kind]
     if kind == "profiles":
         config["default_surface"] = "profiles"
+    elif kind == "subscriptions":
+        config["streams"] = [
+            {"stream": stream, "surface": "subscriptions", "target": datagen.BENCH_LIST, "channels": ["email_marketing"]}
+        ]
+        if list_id:
+            config["list_mappings"] = [{"target": datagen.BENCH_LIST, "list_id": list_id}]
     else:
         config["default_surface"] = "list_memberships_by_profile_id"
         if list_id:
@@ -336,7 +345,7 @@ def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_
     extra = ["--rate-limits", "klaviyo", "--latency-ms", str(args.latency_ms), "--time-scale", str(scale)]
     label = f"throttled-{kind}-{rows}"
     with Emulator(extra, tmp / f"{label}.emulator.log") as emulator:
-        list_id = emulator.create_list(datagen.BENCH_LIST) if kind == "memberships" else None
+        list_id = emulator.create_list(datagen.BENCH_LIST) if kind in ("memberships", "subscriptions") else None
         setup = write_setup(tmp, kind, list_id)
         measured, output = run_connector(setup, data, emulator.url, source_dir, tmp, label)
         stats = emulator.stats(timeline=True)
@@ -346,6 +355,9 @@ def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_
     if kind == "profiles":
         ceiling = PROFILE_CEILING
         wanted = lambda method, path: method == "POST" and path == BULK_PATH  # noqa: E731
+    elif kind == "subscriptions":
+        ceiling = SUBSCRIBE_CEILING
+        wanted = lambda method, path: method == "POST" and path == SUBSCRIBE_PATH  # noqa: E731
     else:
         ceiling = MEMBERSHIP_CEILING
         wanted = lambda method, path: method == "POST" and path.endswith("/relationships/profiles")  # noqa: E731
@@ -544,7 +556,15 @@ def main() -> int:
         help="throttled memberships run size (default 400,000: 160 s at the ceiling)",
     )
     parser.add_argument(
-        "--surfaces", default="profiles,memberships", help="throttled: comma-separated profiles,memberships"
+        "--subscription-rows",
+        type=int,
+        default=1_600_000,
+        help="throttled subscriptions run size (default 1,600,000: 128 s at the ceiling)",
+    )
+    parser.add_argument(
+        "--surfaces",
+        default="profiles,memberships",
+        help="throttled: comma-separated profiles,memberships,subscriptions",
     )
     parser.add_argument("--ref", help="benchmark destination_klaviyo/ as of this git revision (default: working tree)")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
@@ -579,7 +599,9 @@ def main() -> int:
             print_unthrottled(results["unthrottled"])
         if args.mode in ("throttled", "both"):
             for kind in [s.strip() for s in args.surfaces.split(",") if s.strip()]:
-                rows = args.profile_rows if kind == "profiles" else args.membership_rows
+                rows = {"profiles": args.profile_rows, "subscriptions": args.subscription_rows}.get(
+                    kind, args.membership_rows
+                )
                 results["throttled"].append(throttled(kind, rows, args, tmp, source_dir))
                 _progress(results["throttled"][-1])
             print_throttled(results["throttled"])
