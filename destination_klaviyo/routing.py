@@ -69,7 +69,13 @@ def is_replace(configured: ConfiguredAirbyteStream) -> bool:
 
 def _warn_replace_without_mirror(route: StreamRoute) -> None:
     mirroring = " or ".join(surface.value for surface, spec in SURFACES.items() if spec.mirrors)
-    if not route.spec.mirrors:
+    if route.spec.changes_consent:
+        logger.warning(
+            f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear): its rows "
+            f"are written, and nobody absent from this sync is unsubscribed or unsuppressed (the '{route.surface.value}' "
+            "surface changes consent only for the rows it receives)."
+        )
+    elif not route.spec.mirrors:
         logger.warning(
             f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
             f"'{route.surface.value}' surface cannot remove what earlier syncs wrote to Klaviyo: its rows are written "

@@ -415,3 +415,22 @@ def test_subscription_options_are_checked(mapping, field):
     with pytest.raises(AirbyteTracedException) as info:
         parse_config({"private_api_key": "pk", "streams": [mapping]})
     assert info.value.failure_type.value == "config_error" and field in info.value.message
+
+
+def test_a_replace_of_a_consent_stream_says_nobody_absent_is_unsubscribed(caplog):
+    from airbyte_cdk.models import AirbyteStream, ConfiguredAirbyteStream, DestinationSyncMode, SyncMode
+
+    from destination_klaviyo.routing import route_stream
+
+    configured = ConfiguredAirbyteStream(
+        stream=AirbyteStream(name="consent", json_schema={}, supported_sync_modes=[SyncMode.full_refresh]),
+        sync_mode=SyncMode.full_refresh,
+        destination_sync_mode=DestinationSyncMode.append,
+        generation_id=3,
+        minimum_generation_id=3,
+    )
+    cfg = parse_config({"private_api_key": "pk", "streams": [{"stream": "consent", "surface": "subscriptions", "channels": ["sms_marketing"]}]})
+    route = route_stream(cfg, configured)
+    assert route.replace and not route.mirrors
+    assert route.plan == SubscriptionPlan(frozenset({C.SMS_MARKETING}))
+    assert "nobody absent from this sync is unsubscribed" in caplog.text
