@@ -50,13 +50,22 @@ def create_list(emulator, name: str, opt_in: Optional[str] = None) -> str:
 def seed_subscribed(emulator, list_id: Optional[str], emails: Iterable[str] = (), phones: Iterable[str] = ()) -> None:
     """Subscribe people through the API itself (into `list_id`, or with no list: not on any)."""
     profiles = [
-        {"type": "profile", "attributes": {"email": e, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}}
+        {
+            "type": "profile",
+            "attributes": {"email": e, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}},
+        }
         for e in emails
     ] + [
-        {"type": "profile", "attributes": {"phone_number": p, "subscriptions": {"sms": {"marketing": {"consent": "SUBSCRIBED"}}}}}
+        {
+            "type": "profile",
+            "attributes": {"phone_number": p, "subscriptions": {"sms": {"marketing": {"consent": "SUBSCRIBED"}}}},
+        }
         for p in phones
     ]
-    data: dict[str, Any] = {"type": "profile-subscription-bulk-create-job", "attributes": {"profiles": {"data": profiles}}}
+    data: dict[str, Any] = {
+        "type": "profile-subscription-bulk-create-job",
+        "attributes": {"profiles": {"data": profiles}},
+    }
     if list_id:
         data["relationships"] = {"list": {"data": {"type": "list", "id": list_id}}}
     emulator.api("POST", SUB, {"data": data})
@@ -67,9 +76,13 @@ class Consent:
 
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
-        self.by_email = {p["attributes"].get("email"): p["id"] for p in state["profiles"] if p["attributes"].get("email")}
+        self.by_email = {
+            p["attributes"].get("email"): p["id"] for p in state["profiles"] if p["attributes"].get("email")
+        }
         self.by_phone = {
-            p["attributes"].get("phone_number"): p["id"] for p in state["profiles"] if p["attributes"].get("phone_number")
+            p["attributes"].get("phone_number"): p["id"]
+            for p in state["profiles"]
+            if p["attributes"].get("phone_number")
         }
 
     def pid(self, who: str) -> str:
@@ -90,7 +103,9 @@ class Consent:
 
 
 def bodies(state: dict[str, Any], path: str) -> list[dict[str, Any]]:
-    return [r["json_body"] for r in state["requests"] if r["method"] == "POST" and r["path"] == path and r["status"] < 300]
+    return [
+        r["json_body"] for r in state["requests"] if r["method"] == "POST" and r["path"] == path and r["status"] < 300
+    ]
 
 
 def profiles_in(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,11 +130,29 @@ def rejections(run) -> list[str]:
 def test_subscribe_email_and_sms_into_managed_lists(emulator):
     rows = [record("consent", {"email": f"e{i}@example.com", "first_name": "ignored"}) for i in range(40)]
     rows += [
-        record("consent", {"phone_e164": f"+1500555{i:04d}", "email_marketing": False, "sms_marketing": True, "sms_transactional": True})
+        record(
+            "consent",
+            {
+                "phone_e164": f"+1500555{i:04d}",
+                "email_marketing": False,
+                "sms_marketing": True,
+                "sms_transactional": True,
+            },
+        )
         for i in range(10)
     ]
-    rows += [record("consent", {"email": f"both{i}@example.com", "phone_number": f"+1500666{i:04d}", "sms_marketing": "true"}) for i in range(5)]
-    rows.append(record("consent", {"phone_number": "+15007770000", "sms_marketing": True, "email_marketing": False, "list": "VIP SMS"}))
+    rows += [
+        record(
+            "consent", {"email": f"both{i}@example.com", "phone_number": f"+1500666{i:04d}", "sms_marketing": "true"}
+        )
+        for i in range(5)
+    ]
+    rows.append(
+        record(
+            "consent",
+            {"phone_number": "+15007770000", "sms_marketing": True, "email_marketing": False, "list": "VIP SMS"},
+        )
+    )
     rows.append(record("consent", {"email": "nophone@example.com", "email_marketing": False, "sms_marketing": True}))
     rows.append(stream_state("consent", 57))
     cfg = config(streams=[consent_stream(channels=["email_marketing"])])
@@ -138,8 +171,14 @@ def test_subscribe_email_and_sms_into_managed_lists(emulator):
         assert consent.channel(phone, "sms.marketing") == consent.channel(phone, "sms.transactional") == "SUBSCRIBED"
         assert consent.on_list(phone, newsletter)
     for i in range(5):
-        assert consent.channel(f"both{i}@example.com") == consent.channel(f"+1500666{i:04d}", "sms.marketing") == "SUBSCRIBED"
-    assert consent.channel("+15007770000", "sms.marketing") == "SUBSCRIBED" and consent.on_list("+15007770000", lists["VIP SMS"])
+        assert (
+            consent.channel(f"both{i}@example.com")
+            == consent.channel(f"+1500666{i:04d}", "sms.marketing")
+            == "SUBSCRIBED"
+        )
+    assert consent.channel("+15007770000", "sms.marketing") == "SUBSCRIBED" and consent.on_list(
+        "+15007770000", lists["VIP SMS"]
+    )
     assert "nophone@example.com" not in consent.by_email  # rejected: SMS needs a phone number
     (reason,) = rejections(run)
     assert "(missing_identifier)" in reason and "sms_marketing" in reason and "nophone" not in reason
@@ -158,7 +197,9 @@ def test_subscribe_email_and_sms_into_managed_lists(emulator):
 def test_historical_import_with_consented_at_and_a_double_opt_in_list(emulator):
     list_id = create_list(emulator, "Double", opt_in="double_opt_in")
     rows = [record("c", {"email": f"now{i}@example.com"}) for i in range(3)]
-    rows += [record("c", {"email": f"past{i}@example.com", "consented_at": f"2023-0{i + 1}-15T08:30:00Z"}) for i in range(3)]
+    rows += [
+        record("c", {"email": f"past{i}@example.com", "consented_at": f"2023-0{i + 1}-15T08:30:00Z"}) for i in range(3)
+    ]
     rows.append(record("c", {"email": "future@example.com", "consented_at": "2999-01-01T00:00:00Z"}))
     rows.append(stream_state("c", 7))
     cfg = config(
@@ -175,7 +216,9 @@ def test_historical_import_with_consented_at_and_a_double_opt_in_list(emulator):
         assert not consent.on_list(f"now{i}@example.com", list_id)
         past = f"past{i}@example.com"
         assert consent.channel(past) == "SUBSCRIBED" and consent.on_list(past, list_id)
-        assert state["consent"][consent.pid(past)]["email.marketing"]["consent_timestamp"].startswith(f"2023-0{i + 1}-15T08:30:00")
+        assert state["consent"][consent.pid(past)]["email.marketing"]["consent_timestamp"].startswith(
+            f"2023-0{i + 1}-15T08:30:00"
+        )
     pending = [c for c in state["opt_in_confirmations"] if c["status"] == "pending"]
     assert sorted(c["email"] for c in pending) == [f"now{i}@example.com" for i in range(3)]
     assert "future@example.com" not in consent.by_email
@@ -186,7 +229,10 @@ def test_historical_import_with_consented_at_and_a_double_opt_in_list(emulator):
     assert all("consented_at" in p["subscriptions"]["email"]["marketing"] for b in historical for p in profiles_in(b))
     assert all("consented_at" not in p["subscriptions"]["email"]["marketing"] for p in profiles_in(plain))
     assert any("uses double opt-in" in line and list_id in line for line in run.logs)
-    assert f"Target 'Double' -> list {list_id} (list_mappings): subscribe 3, subscribe (historical import) 3" in summary(run)
+    assert (
+        f"Target 'Double' -> list {list_id} (list_mappings): subscribe 3, subscribe (historical import) 3"
+        in summary(run)
+    )
 
 
 # -- unsubscribe -----------------------------------------------------------------------------------
@@ -210,7 +256,10 @@ def test_unsubscribe_reaches_list_members_only_and_nobody_globally(emulator):
         record("optouts", {"email": "late@example.com", **DELETED}),
         stream_state("optouts", 126),
     ]
-    cfg = config(streams=[consent_stream("optouts", channels=["email_marketing"])], list_mappings=[{"target": "Newsletter", "list_id": list_id}])
+    cfg = config(
+        streams=[consent_stream("optouts", channels=["email_marketing"])],
+        list_mappings=[{"target": "Newsletter", "list_id": list_id}],
+    )
     run = write(emulator, cfg, [configured_stream("optouts")], rows)
     assert run.returncode == 0, run.stdout[-3000:]
     state = emulator.state(include_bodies=True)
@@ -223,8 +272,12 @@ def test_unsubscribe_reaches_list_members_only_and_nobody_globally(emulator):
         assert consent.list_unsubscribed(email, list_id) is (i < 120)
         assert consent.channel(email) == "SUBSCRIBED"  # a list unsubscribe leaves global consent alone
     assert consent.list_unsubscribed("+15005550100", list_id) and not consent.on_list("+15005550100", list_id)
-    assert consent.list_unsubscribed("late@example.com", list_id) and consent.channel("late@example.com") == "SUBSCRIBED"
-    assert consent.channel("outsider@example.com") == "SUBSCRIBED" and consent.suppressions("outsider@example.com") == []
+    assert (
+        consent.list_unsubscribed("late@example.com", list_id) and consent.channel("late@example.com") == "SUBSCRIBED"
+    )
+    assert (
+        consent.channel("outsider@example.com") == "SUBSCRIBED" and consent.suppressions("outsider@example.com") == []
+    )
     assert "stranger@example.com" not in consent.by_email  # nothing was sent for them: no profile created
     sent = [p.get("email") or p.get("phone_number") for b in bodies(state, UNSUB) for p in profiles_in(b)]
     assert "outsider@example.com" not in sent and "stranger@example.com" not in sent
@@ -232,7 +285,11 @@ def test_unsubscribe_reaches_list_members_only_and_nobody_globally(emulator):
     assert sorted(codes) == ["missing_identifier", "not_a_list_member", "not_a_list_member"]
     assert any("klaviyo_profile_id" in line for line in rejections(run))
     # Membership is looked up in batches: one request per 100 emails (or phone numbers) of a request.
-    lookups = [r for r in emulator.requests_since(before) if r["method"] == "GET" and r["path"] == f"/api/lists/{list_id}/profiles"]
+    lookups = [
+        r
+        for r in emulator.requests_since(before)
+        if r["method"] == "GET" and r["path"] == f"/api/lists/{list_id}/profiles"
+    ]
     assert 3 <= len(lookups) <= 4, lookups
     (echoed,) = run.states
     assert echoed["destinationStats"] == {"recordCount": 123.0, "rejectedRecordCount": 3.0}
@@ -253,10 +310,18 @@ def test_with_allow_global_unsubscribe_non_members_are_unsubscribed_everywhere_a
     assert_every_unsubscribe_names_a_list(state)
     assert consent.list_unsubscribed("m0@example.com", list_id) and consent.channel("m0@example.com") == "SUBSCRIBED"
     globally = sorted((g["email"], g["reason"], g["list_id"]) for g in state["global_unsubscribes"])
-    assert globally == [("outsider@example.com", "not_in_list", list_id), ("stranger@example.com", "not_in_list", list_id)]
-    assert consent.channel("outsider@example.com") == "UNSUBSCRIBED" and consent.suppressions("outsider@example.com") == ["UNSUBSCRIBE"]
+    assert globally == [
+        ("outsider@example.com", "not_in_list", list_id),
+        ("stranger@example.com", "not_in_list", list_id),
+    ]
+    assert consent.channel("outsider@example.com") == "UNSUBSCRIBED" and consent.suppressions(
+        "outsider@example.com"
+    ) == ["UNSUBSCRIBE"]
     assert rejections(run) == []
-    assert f"Target 'Newsletter' -> list {list_id} (list_mappings): unsubscribe 1, unsubscribe globally (not on the list) 2" in summary(run)
+    assert (
+        f"Target 'Newsletter' -> list {list_id} (list_mappings): unsubscribe 1, unsubscribe globally (not on the list) 2"
+        in summary(run)
+    )
     assert any("not on list" in line and "globally" in line for line in run.logs if not line.startswith("Sync summary"))
 
 
@@ -279,7 +344,12 @@ def test_suppress_and_unsuppress(emulator):
         record("blocked", {"phone_number": "+15005550006"}),  # no email: rejected
         stream_state("blocked", 8),
     ]
-    run = write(emulator, config(streams=[{"stream": "blocked", "surface": "suppressions"}]), [configured_stream("blocked")], rows)
+    run = write(
+        emulator,
+        config(streams=[{"stream": "blocked", "surface": "suppressions"}]),
+        [configured_stream("blocked")],
+        rows,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     consent = Consent(emulator.state())
     assert consent.suppressions("a@example.com") == consent.suppressions("c@example.com") == ["USER_SUPPRESSED"]
@@ -378,7 +448,9 @@ def test_a_fault_run_ends_exactly_right(emulator):
     assert all(consent.list_unsubscribed(f"m{i}@example.com", list_id) for i in range(30))
     assert state["global_unsubscribes"] == []  # the resent unsubscribe did not reach people already off the list
     assert_every_unsubscribe_names_a_list(state)
-    assert all(consent.suppressions(f"x{i}@example.com") == (["USER_SUPPRESSED"] if i >= 10 else []) for i in range(150))
+    assert all(
+        consent.suppressions(f"x{i}@example.com") == (["USER_SUPPRESSED"] if i >= 10 else []) for i in range(150)
+    )
     cursors = [(s["stream"]["stream_descriptor"]["name"], s["stream"]["stream_state"]["cursor"]) for s in run.states]
     assert [c for s, c in cursors if s == "consent"] == [500, 1_000, 1_500, 1_531]
     assert [c for s, c in cursors if s == "blocked"] == [160]
@@ -439,16 +511,26 @@ def test_syncing_the_same_opt_outs_again_sends_nothing_and_rejects_nobody(emulat
         ]}}}},
     )  # fmt: skip
     rows = [record("optouts", {"email": f"m{i}@example.com"}) for i in range(3)] + [stream_state("optouts", 3)]
-    cfg = config(streams=[consent_stream("optouts", channels=["email_marketing"])], list_mappings=[{"target": "Newsletter", "list_id": list_id}])
+    cfg = config(
+        streams=[consent_stream("optouts", channels=["email_marketing"])],
+        list_mappings=[{"target": "Newsletter", "list_id": list_id}],
+    )
     streams = [configured_stream("optouts", "soft_delete")]
     first = write(emulator, cfg, streams, rows)
     assert first.returncode == 0, first.stdout[-3000:]
     before = len(emulator.state()["requests"])
-    again = write(emulator, cfg, streams, rows[:-1] + [record("optouts", {"email": "gone@example.com"}), stream_state("optouts", 4)])
+    again = write(
+        emulator,
+        cfg,
+        streams,
+        rows[:-1] + [record("optouts", {"email": "gone@example.com"}), stream_state("optouts", 4)],
+    )
     assert again.returncode == 0, again.stdout[-3000:]
     assert [r for r in emulator.requests_since(before) if r["method"] in MUTATING] == []
     assert rejections(again) == []
-    assert f"Target 'Newsletter' -> list {list_id} (list_mappings): already unsubscribed (nothing sent) 4" in summary(again)
+    assert f"Target 'Newsletter' -> list {list_id} (list_mappings): already unsubscribed (nothing sent) 4" in summary(
+        again
+    )
     assert len(emulator.state()["global_unsubscribes"]) == 1  # the seed's own
 
 
@@ -457,7 +539,9 @@ def test_check_names_the_missing_read_scope_of_the_consent_surfaces(emulator):
     cfg = config(streams=[consent_stream()], default_surface="suppressions")
     good = run_connector("check", config=cfg, origin=emulator.url)
     assert good.of_type("CONNECTION_STATUS")[0]["connectionStatus"] == {"status": "SUCCEEDED"}
-    assert any("'subscriptions' surface needs the scopes" in line and "subscriptions:write" in line for line in good.logs)
+    assert any(
+        "'subscriptions' surface needs the scopes" in line and "subscriptions:write" in line for line in good.logs
+    )
     emulator.fault(method="GET", path="/api/profiles", status=403, count=1)
     bad = run_connector("check", config=cfg, origin=emulator.url)
     status = bad.of_type("CONNECTION_STATUS")[0]["connectionStatus"]

@@ -179,7 +179,9 @@ def test_unsubscribe_body_always_names_the_list():
     assert fill(new_unsubscribe_batch("L1"), body, 150) == MAX_PROFILES_PER_UNSUBSCRIBE == 100
 
 
-@pytest.mark.parametrize("remove,kind", [(False, "profile-suppression-bulk-create-job"), (True, "profile-suppression-bulk-delete-job")])
+@pytest.mark.parametrize(
+    "remove,kind", [(False, "profile-suppression-bulk-create-job"), (True, "profile-suppression-bulk-delete-job")]
+)
 def test_suppression_bodies(remove, kind):
     body = render_suppression_item({"email": "a@example.com"}).item
     batch = new_suppression_batch(remove)
@@ -222,7 +224,12 @@ class FakeKlaviyo:
         ]
 
     def bulk_subscribe_profiles(self, body):
-        self.calls.append(("subscribe", [p["attributes"].get("email") for p in orjson.loads(body)["data"]["attributes"]["profiles"]["data"]]))
+        self.calls.append(
+            (
+                "subscribe",
+                [p["attributes"].get("email") for p in orjson.loads(body)["data"]["attributes"]["profiles"]["data"]],
+            )
+        )
         for p in orjson.loads(body)["data"]["attributes"]["profiles"]["data"]:
             self.members[p["attributes"]["email"]] = {"email": p["attributes"]["email"]}
 
@@ -265,7 +272,9 @@ def test_with_allow_global_unsubscribe_non_members_are_sent_and_counted_as_globa
     s.add(entry(0), {"email": "m@example.com"}, remove=True)
     s.add(entry(1), {"email": "stranger@example.com"}, remove=True)
     s.flush()
-    assert [c for c in client.calls if c[0] == "unsubscribe"] == [("unsubscribe", ["m@example.com", "stranger@example.com"])]
+    assert [c for c in client.calls if c[0] == "unsubscribe"] == [
+        ("unsubscribe", ["m@example.com", "stranger@example.com"])
+    ]
     assert report.targets["Newsletter"] == {"unsubscribe": 1, GLOBAL_UNSUBSCRIBE: 1}
     assert not report.streams["consent"].rejected
 
@@ -329,7 +338,12 @@ def test_a_refused_request_is_sent_again_after_a_look(monkeypatch):
     s, report = sink(client)
     s.add(entry(0), {"email": "a@example.com"}, remove=True)
     s.flush()
-    assert [c[0] for c in client.calls if c[0] in ("lookup", "unsubscribe")] == ["lookup", "unsubscribe", "lookup", "unsubscribe"]
+    assert [c[0] for c in client.calls if c[0] in ("lookup", "unsubscribe")] == [
+        "lookup",
+        "unsubscribe",
+        "lookup",
+        "unsubscribe",
+    ]
     assert report.targets["Newsletter"] == {"unsubscribe": 1}
 
 
@@ -429,7 +443,12 @@ def test_a_replace_of_a_consent_stream_says_nobody_absent_is_unsubscribed(caplog
         generation_id=3,
         minimum_generation_id=3,
     )
-    cfg = parse_config({"private_api_key": "pk", "streams": [{"stream": "consent", "surface": "subscriptions", "channels": ["sms_marketing"]}]})
+    cfg = parse_config(
+        {
+            "private_api_key": "pk",
+            "streams": [{"stream": "consent", "surface": "subscriptions", "channels": ["sms_marketing"]}],
+        }
+    )
     route = route_stream(cfg, configured)
     assert route.replace and not route.mirrors
     assert route.plan == SubscriptionPlan(frozenset({C.SMS_MARKETING}))

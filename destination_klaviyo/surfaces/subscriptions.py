@@ -119,7 +119,9 @@ def prepare(route: "StreamRoute") -> SubscriptionPlan:
 
 
 # -- rendering -------------------------------------------------------------------------------------
-def row_channels(data: Mapping[str, Any], defaults: frozenset[ConsentChannel]) -> Union[frozenset[ConsentChannel], Rejection]:
+def row_channels(
+    data: Mapping[str, Any], defaults: frozenset[ConsentChannel]
+) -> Union[frozenset[ConsentChannel], Rejection]:
     """The stream's channels, each overridden by its column when that is true or false."""
     chosen = set(defaults)
     for channel in CHANNELS:
@@ -171,7 +173,11 @@ def parse_consented_at(value: Any, now: datetime) -> Union[str, Rejection, None]
 
 
 def render_subscription(
-    data: Mapping[str, Any], plan: SubscriptionPlan = DEFAULT_PLAN, *, remove: bool = False, now: Optional[datetime] = None
+    data: Mapping[str, Any],
+    plan: SubscriptionPlan = DEFAULT_PLAN,
+    *,
+    remove: bool = False,
+    now: Optional[datetime] = None,
 ) -> Union[ConsentItem, Rejection]:
     """One row as a `profile` item of a subscribe (or, with `remove`, unsubscribe) request."""
     found = identifiers(data, accept_profile_id=not remove)
@@ -246,12 +252,15 @@ class SubscriptionSink(Sink):
     """Subscribes into, and guardedly unsubscribes from, one list; a person's rows keep their order."""
 
     pointers = Pointers(
-        re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"), re.compile(r"^/data/attributes/profiles(/data)?/?$")
+        re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"),
+        re.compile(r"^/data/attributes/profiles(/data)?/?$"),
     )
 
     def __init__(self, context: SinkContext, target: Optional[str], list_id: Optional[str]) -> None:
         super().__init__(context, target, list_id)
-        self.subscribes = Lane(Request("subscribe jobs", "subscribe", self._subscribe), lambda: new_subscribe_batch(list_id))
+        self.subscribes = Lane(
+            Request("subscribe jobs", "subscribe", self._subscribe), lambda: new_subscribe_batch(list_id)
+        )
         self.historical = Lane(
             Request("subscribe jobs (historical import)", "subscribe (historical import)", self._subscribe),
             lambda: new_subscribe_batch(list_id, historical=True),
@@ -438,7 +447,9 @@ class SubscriptionSink(Sink):
         for attributes in items:
             profile = _one_profile(found, attributes)
             subscriptions = ((profile or {}).get("attributes") or {}).get("subscriptions") or {}
-            done.append(profile is not None and all(self._channel_done(subscriptions, c) for c in _channels_of(attributes)))
+            done.append(
+                profile is not None and all(self._channel_done(subscriptions, c) for c in _channels_of(attributes))
+            )
         return done
 
     def _channel_done(self, subscriptions: Mapping[str, Any], channel: str) -> bool:
@@ -529,7 +540,9 @@ class SubscriptionSink(Sink):
             )
 
 
-def _one_profile(found: Mapping[str, Mapping[str, list[dict[str, Any]]]], attributes: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+def _one_profile(
+    found: Mapping[str, Mapping[str, list[dict[str, Any]]]], attributes: Mapping[str, Any]
+) -> Optional[dict[str, Any]]:
     """The one profile that every identifier of the item leads to, or None."""
     chosen: Optional[dict[str, Any]] = None
     for field, index in found.items():
@@ -565,9 +578,18 @@ def schema(target_field: str) -> dict[str, Any]:
         "email": {**STRING, "description": "Email address: needed for email_marketing"},
         "phone_number": {**STRING, "description": "Phone number in E.164 format: needed for the SMS channels"},
         "phone_e164": {**STRING, "description": "Alias of phone_number"},
-        PROFILE_ID_COLUMN: {**STRING, "description": "Klaviyo profile id: which profile to subscribe (not for unsubscribing)"},
-        ConsentChannel.EMAIL_MARKETING.value: {**boolean, "description": "true: consent to email marketing; null: the stream's channels"},
-        ConsentChannel.SMS_MARKETING.value: {**boolean, "description": "true: consent to SMS marketing; null: the stream's channels"},
+        PROFILE_ID_COLUMN: {
+            **STRING,
+            "description": "Klaviyo profile id: which profile to subscribe (not for unsubscribing)",
+        },
+        ConsentChannel.EMAIL_MARKETING.value: {
+            **boolean,
+            "description": "true: consent to email marketing; null: the stream's channels",
+        },
+        ConsentChannel.SMS_MARKETING.value: {
+            **boolean,
+            "description": "true: consent to SMS marketing; null: the stream's channels",
+        },
         ConsentChannel.SMS_TRANSACTIONAL.value: {
             **boolean,
             "description": "true: consent to transactional SMS; null: the stream's channels",

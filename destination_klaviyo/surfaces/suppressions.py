@@ -52,7 +52,8 @@ class SuppressionSink(Sink):
     """Suppress and unsuppress jobs; an address's rows take effect in their order."""
 
     pointers = Pointers(
-        re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"), re.compile(r"^/data/attributes/profiles(/data)?/?$")
+        re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"),
+        re.compile(r"^/data/attributes/profiles(/data)?/?$"),
     )
 
     def __init__(self, context: SinkContext, target: Optional[str] = None, list_id: Optional[str] = None) -> None:
