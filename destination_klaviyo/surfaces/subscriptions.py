@@ -145,7 +145,7 @@ def row_channels(
     return frozenset(chosen)
 
 
-def parse_consented_at(value: Any, now: datetime) -> Union[str, Rejection, None]:
+def parse_consented_at(value: Any, now: Optional[datetime] = None) -> Union[str, Rejection, None]:
     """`consented_at` as an ISO 8601 UTC date-time in the past; None when absent or blank."""
     if value is None or (value.__class__ is str and not value.strip()):
         return None
@@ -164,7 +164,7 @@ def parse_consented_at(value: Any, now: datetime) -> Union[str, Rejection, None]
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # documented: a time without a zone is UTC
     moment = moment.astimezone(timezone.utc)
-    if moment >= now:
+    if moment >= (now or datetime.now(timezone.utc)):
         return Rejection(
             "invalid_consented_at",
             f"column '{CONSENTED_AT_COLUMN}' is not in the past: Klaviyo records only consent already collected",
@@ -204,7 +204,7 @@ def render_subscription(
         attributes[spec.identifier] = found[spec.identifier]
     consented_at = None
     if not remove:
-        consented_at = parse_consented_at(data.get(CONSENTED_AT_COLUMN), now or datetime.now(timezone.utc))
+        consented_at = parse_consented_at(data.get(CONSENTED_AT_COLUMN), now)
         if isinstance(consented_at, Rejection):
             return consented_at
     subscriptions: dict[str, dict[str, Any]] = {}
