@@ -8,6 +8,10 @@ Two kinds of input, each written once per (kind, rows, seed) to a cache file and
   order count, dates, a boolean, a list of tags, a nullable timestamp). About 560 bytes a line.
 - `memberships`: a `memberships` stream of `{"klaviyo_profile_id": <26-char id>, "list": "Bench"}`
   rows, for the `list_memberships_by_profile_id` surface.
+- `events`: an `orders` stream of order rows for the `events` surface: a distinct `order_id` (the
+  primary key), the buyer's email and first name (one of 100,000 customers), `ordered_at` (ISO
+  8601, one a second from 2026-01-01), a `total` and 1-3 line items, a status, a channel and an
+  `updated_at` cursor. About 400 bytes a line.
 - `subscriptions`: a `subscriptions` stream of newsletter sign-ups, `{"email": ..., "list": "Bench"}`,
   for the `subscriptions` surface (email marketing consent into the list).
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+from datetime import datetime, timezone
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +41,11 @@ STATE_EVERY_MIN = 1_000
 STATE_EVERY_MAX = 5_000
 EMITTED_AT = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 BENCH_LIST = "Bench"
-STREAMS = {"profiles": "customers", "memberships": "memberships", "subscriptions": "subscriptions"}
+STREAMS = {"profiles": "customers", "memberships": "memberships", "events": "orders", "subscriptions": "subscriptions"}
+BENCH_METRIC = "Placed Order"
+ORDER_CUSTOMERS = 100_000  # distinct buyers of the orders stream
+CHANNELS = ("web", "ios", "android", "store")
+PRODUCTS = ("Tea", "Coffee", "Mug", "Kettle", "Grinder", "Filter", "Beans", "Scale")
 
 FIRST_NAMES = (
     "Ada Grace Alan Linus Margaret Edsger Barbara Donald Ken Dennis Frances Katherine Tim Radia Vint Bjarne "
@@ -115,6 +124,28 @@ def membership_row(i: int, rng: random.Random) -> dict[str, Any]:
     return {"klaviyo_profile_id": profile_id(i), "list": BENCH_LIST}
 
 
+def order_row(i: int, rng: random.Random) -> dict[str, Any]:
+    buyer = i % ORDER_CUSTOMERS
+    lines = [
+        {"sku": f"SKU-{rng.randrange(1, 500):04d}", "name": rng.choice(PRODUCTS), "qty": rng.randrange(1, 4),
+         "price": round(rng.random() * 60 + 2, 2)}
+        for _ in range(rng.randrange(1, 4))
+    ]  # fmt: skip
+    ordered_at = datetime.fromtimestamp(EMITTED_AT // 1000 + i, tz=timezone.utc)
+    return {
+        "order_id": f"ord_{i:010d}",
+        "email": f"buyer.{buyer}@{DOMAINS[buyer % len(DOMAINS)]}",
+        "first_name": FIRST_NAMES[buyer % len(FIRST_NAMES)],
+        "ordered_at": ordered_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "total": round(sum(line["qty"] * line["price"] for line in lines), 2),
+        "items": lines,
+        "status": rng.choice(("paid", "paid", "paid", "shipped", "refunded")),
+        "channel": rng.choice(CHANNELS),
+        "coupon": rng.choice(("WELCOME10", "SPRING")) if rng.random() < 0.1 else None,
+        "updated_at": "2026-02-01T00:00:00Z",
+    }
+
+
 def subscription_row(i: int, rng: random.Random) -> dict[str, Any]:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     return {"email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(), "list": BENCH_LIST}
@@ -122,7 +153,12 @@ def subscription_row(i: int, rng: random.Random) -> dict[str, Any]:
 
 def messages(kind: str, rows: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
     stream = STREAMS[kind]
-    make = {"profiles": profile_row, "memberships": membership_row, "subscriptions": subscription_row}[kind]
+    make = {
+        "profiles": profile_row,
+        "memberships": membership_row,
+        "events": order_row,
+        "subscriptions": subscription_row,
+    }[kind]
     rng = random.Random(seed)
     states = random.Random(seed + 1)
     next_state = states.randint(STATE_EVERY_MIN, STATE_EVERY_MAX)

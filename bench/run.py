@@ -15,9 +15,10 @@ throttled: the emulator enforces Klaviyo's per-endpoint limits (`--rate-limits k
     time runs X times faster; limits and latency scale with it, and rates are converted back to
     simulated time). Runs per surface: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
     25,000 profiles/s), memberships (list_memberships_by_profile_id, POST list relationships;
-    ceiling 150 calls/min x 1,000 = 2,500 ids/s) and, when asked for, subscriptions (bulk subscribe;
-    ceiling 750 calls/min x 1,000 = 12,500 profiles/s). Reports sustained items/s as % of the
-    ceiling and the 429s the emulator sent.
+    ceiling 150 calls/min x 1,000 = 2,500 ids/s), events (an orders stream to the events surface,
+    Bulk Create Events; ceiling 150 requests/min x 1,000 = 2,500 events/s) and, when asked for,
+    subscriptions (bulk subscribe; ceiling 750 calls/min x 1,000 = 12,500 profiles/s). Reports
+    sustained items/s as % of the ceiling and the 429s the emulator sent.
 
 Nothing is asserted: it prints numbers (and writes them as JSON with --json). Input files are
 generated once per (kind, rows) into $BENCH_DATA_DIR (default: <tmp>/destination-klaviyo-bench).
@@ -53,10 +54,12 @@ CONNECTOR = Path(sys.executable).parent / "destination-klaviyo"
 API_KEY = "pk_emulator_bench_key"
 PROFILE_CEILING = 150 / 60 * 10_000  # bulk import jobs: 150/min steady x 10,000 profiles per job
 MEMBERSHIP_CEILING = 150 / 60 * 1_000  # list relationship calls: 150/min steady x 1,000 ids per call
+EVENT_CEILING = 150 / 60 * 1_000  # Bulk Create Events: 150/min steady x 1,000 events per request
 SUBSCRIBE_CEILING = 750 / 60 * 1_000  # bulk subscribe calls: 750/min steady x 1,000 profiles per call
 SUBSCRIBE_PATH = "/api/profile-subscription-bulk-create-jobs"
 STEADY_WINDOW = 60.0
 BULK_PATH = "/api/profile-bulk-import-jobs"
+EVENTS_PATH = "/api/event-bulk-create-jobs"
 
 
 # ------------------------------------------------------------------------------------- processes
@@ -152,6 +155,17 @@ def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
     stream = datagen.STREAMS[kind]
     if kind == "profiles":
         config["default_surface"] = "profiles"
+    elif kind == "events":
+        config["streams"] = [
+            {
+                "stream": stream,
+                "surface": "events",
+                "metric": datagen.BENCH_METRIC,
+                "time_field": "ordered_at",
+                "value_field": "total",
+                "value_currency": "USD",
+            }
+        ]
     elif kind == "subscriptions":
         config["streams"] = [
             {"stream": stream, "surface": "subscriptions", "target": datagen.BENCH_LIST, "channels": ["email_marketing"]}
@@ -172,6 +186,8 @@ def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
                 },
                 "sync_mode": "incremental",
                 "destination_sync_mode": "append",
+                # events: the default unique_id comes from the primary key (and cursor, in append mode)
+                **({"primary_key": [["order_id"]], "cursor_field": ["updated_at"]} if kind == "events" else {}),
             }
         ]
     }
@@ -355,6 +371,11 @@ def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_
     if kind == "profiles":
         ceiling = PROFILE_CEILING
         wanted = lambda method, path: method == "POST" and path == BULK_PATH  # noqa: E731
+    elif kind == "events":
+        ceiling = EVENT_CEILING
+        wanted = lambda method, path: method == "POST" and path == EVENTS_PATH  # noqa: E731
+        if stats["events"] != rows:
+            problems.append(f"{label}: emulator holds {stats['events']} events, expected {rows}")
     elif kind == "subscriptions":
         ceiling = SUBSCRIBE_CEILING
         wanted = lambda method, path: method == "POST" and path == SUBSCRIBE_PATH  # noqa: E731
@@ -507,9 +528,10 @@ def print_throttled(results: list[dict]) -> None:
     print("\n## Throttled (Klaviyo rate limits + latency)\n")
     print(
         "| surface | rows | time scale | latency ms | wall s (real) | sustained /s (simulated) | ceiling /s "
-        "| % of ceiling | average % | 429s | requests | items/request | max in flight | connector CPU share |"
+        "| % of ceiling | average % | 429s | requests | items/request | max in flight | connector CPU share "
+        "| peak RSS MB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {r['kind']} | {fmt(r['rows'])} | {fmt(r['time_scale'], 0)} | {fmt(r['latency_ms'], 0)} "
@@ -517,7 +539,8 @@ def print_throttled(results: list[dict]) -> None:
             f"| {fmt(r['sustained_pct'], 1)}%{'' if r['is_sustained'] else ' (not sustained)'} "
             f"| {fmt(r['average_pct'], 1)}% | {fmt(r['throttled_429'])} "
             f"| {fmt(r['requests_accepted'])} | {fmt(r['items_per_request'], 0)} "
-            f"| {fmt(r['max_in_flight'])} | {fmt(r['connector_cpu_share'] * 100, 0)}% |"
+            f"| {fmt(r['max_in_flight'])} | {fmt(r['connector_cpu_share'] * 100, 0)}% "
+            f"| {fmt(r['connector_peak_rss_mb'], 0)} |"
         )
     for r in results:
         windows = r.get("throttled_429_by_window") or {}
@@ -533,7 +556,7 @@ def print_throttled(results: list[dict]) -> None:
                 f"{r['time_scale']:g} its CPU, not the rate limit, may be what bounds this run."
             )
     if results:
-        print("\nTargets: >= 95% of each ceiling, zero 429s.")
+        print("\nTargets: >= 95% of each ceiling, zero 429s, peak RSS < 250 MB.")
 
 
 def main() -> int:
@@ -556,6 +579,12 @@ def main() -> int:
         help="throttled memberships run size (default 400,000: 160 s at the ceiling)",
     )
     parser.add_argument(
+        "--event-rows",
+        type=int,
+        default=400_000,
+        help="throttled events run size (default 400,000: 160 s at the ceiling)",
+    )
+    parser.add_argument(
         "--subscription-rows",
         type=int,
         default=1_600_000,
@@ -563,8 +592,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--surfaces",
-        default="profiles,memberships",
-        help="throttled: comma-separated profiles,memberships,subscriptions",
+        default="profiles,memberships,events",
+        help="throttled: comma-separated profiles,memberships,events,subscriptions",
     )
     parser.add_argument("--ref", help="benchmark destination_klaviyo/ as of this git revision (default: working tree)")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
@@ -599,9 +628,12 @@ def main() -> int:
             print_unthrottled(results["unthrottled"])
         if args.mode in ("throttled", "both"):
             for kind in [s.strip() for s in args.surfaces.split(",") if s.strip()]:
-                rows = {"profiles": args.profile_rows, "subscriptions": args.subscription_rows}.get(
-                    kind, args.membership_rows
-                )
+                sizes_by_kind = {
+                    "profiles": args.profile_rows,
+                    "memberships": args.membership_rows,
+                    "subscriptions": args.subscription_rows,
+                }
+                rows = sizes_by_kind.get(kind, args.event_rows)
                 results["throttled"].append(throttled(kind, rows, args, tmp, source_dir))
                 _progress(results["throttled"][-1])
             print_throttled(results["throttled"])

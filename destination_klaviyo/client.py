@@ -207,7 +207,7 @@ class KlaviyoClient:
             backoff_max=60,
             backoff_jitter=1.0,
             status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,  # bulk imports and relationship edits are idempotent upserts/removals
+            allowed_methods=None,  # imports, list edits and events (unique_id) are idempotent
             respect_retry_after_header=True,
             retry_after_max=MAX_RETRY_AFTER_SECONDS,
             raise_on_status=False,
@@ -267,6 +267,14 @@ class KlaviyoClient:
         response = self.request("POST", "/api/profile-bulk-import-jobs", body=body)
         payload = orjson.loads(response.content) if response.content else {}
         return str(payload.get("data", {}).get("id", ""))
+
+    def create_event_bulk_job(self, body: bytes) -> None:
+        """POST a pre-serialized `event-bulk-create-job` (bulk_create_events); 202 with no body = accepted.
+
+        Retried like every write: each event carries a `unique_id`, and Klaviyo records an event
+        whose unique_id it already has for that profile and metric only once.
+        """
+        self.request("POST", "/api/event-bulk-create-jobs", body=body)
 
     def _paginate(self, path: str, params: Optional[dict[str, Any]] = None) -> Iterator[dict[str, Any]]:
         """Every item of `data` across all pages, following `links.next` on our own origin."""

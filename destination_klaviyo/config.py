@@ -19,15 +19,48 @@ DEFAULT_API_REVISION = "2026-04-15"
 API_REVISION_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(\.pre)?$")
 
 
+# Per-stream options that only the `events` surface reads.
+EVENT_OPTIONS = ("metric", "metric_field", "time_field", "unique_id_field", "value_field", "value_currency", "backfill")
+
+
 class StreamMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stream: str = Field(min_length=1)
     surface: Surface
     target: Optional[str] = Field(default=None, min_length=1)
+    # events surface (surfaces/events.py says what each does)
+    metric: Optional[str] = Field(default=None, min_length=1, max_length=127)  # = events.MAX_METRIC_NAME_CHARS
+    metric_field: Optional[str] = Field(default=None, min_length=1)
+    time_field: Optional[str] = Field(default=None, min_length=1)
+    unique_id_field: Optional[str] = Field(default=None, min_length=1)
+    value_field: Optional[str] = Field(default=None, min_length=1)
+    value_currency: Optional[str] = Field(default=None, pattern=r"^[A-Z]{3}$")
+    backfill: bool = False
     # subscriptions surface (surfaces/subscriptions.py says what each does)
     channels: Optional[list[ConsentChannel]] = Field(default=None, min_length=1)
     allow_global_unsubscribe: bool = False
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_not_blank(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _event_options(self) -> "StreamMapping":
+        given = [name for name in EVENT_OPTIONS if getattr(self, name) not in (None, False)]
+        if given and self.surface is not Surface.EVENTS:
+            raise ValueError(
+                f"{', '.join(given)} apply only to surface 'events' "
+                f"(stream '{self.stream}' maps to '{self.surface.value}')"
+            )
+        if self.metric is not None and self.metric_field is not None:
+            raise ValueError(f"stream '{self.stream}': set either metric or metric_field, not both")
+        if self.value_currency is not None and self.value_field is None:
+            raise ValueError(f"stream '{self.stream}': value_currency needs value_field (the column holding the value)")
+        return self
 
     @model_validator(mode="after")
     def _subscription_options(self) -> "StreamMapping":

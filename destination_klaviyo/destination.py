@@ -84,11 +84,12 @@ def missing_scope(client: KlaviyoClient, config: KlaviyoConfig) -> Optional[str]
                 f"need. Edit the key in Klaviyo > Settings > API keys and grant: {', '.join(grant)}."
             )
     for spec in surfaces:
-        writes = [scope for scope in spec.scopes if scope not in READ_SCOPE_PROBES]
-        logger.info(
-            f"The '{spec.surface.value}' surface needs the scopes {', '.join(spec.scopes)}. Check can only test "
-            f"read scopes; if the key lacks {', '.join(writes)}, the first sync fails with a message naming it."
-        )
+        untested = [scope for scope in spec.scopes if scope not in READ_SCOPE_PROBES]
+        if untested and spec.probe is None:
+            logger.info(
+                f"The '{spec.surface.value}' surface needs the scopes {', '.join(spec.scopes)}. Check cannot test "
+                f"{', '.join(untested)} without writing; if the key lacks one, the first sync fails naming it."
+            )
     return None
 
 
@@ -127,6 +128,12 @@ class DestinationKlaviyo(Destination):
         try:
             client.get_accounts()
             missing = missing_scope(client, parsed)
+            if missing is None:
+                # A read cannot prove a write scope: a surface the config maps streams to may send a
+                # request that changes nothing, which Klaviyo refuses with 403 when the scope is missing.
+                for spec in configured_surfaces(parsed):
+                    if spec.probe is not None:
+                        spec.probe(client)
         except (KlaviyoApiError, KlaviyoUnreachable) as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=explain(exc))
         finally:

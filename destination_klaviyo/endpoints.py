@@ -31,6 +31,7 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
     ("GET", "/api/profile-bulk-import-jobs/{id}/import-errors"): Endpoint(
         "get_bulk_import_job_errors", 10, 150, ("profiles:read",)
     ),
+    ("POST", "/api/event-bulk-create-jobs"): Endpoint("bulk_create_events", 10, 150, ("events:write",)),
     ("GET", "/api/lists"): Endpoint("get_lists", 75, 750, ("lists:read",)),
     # Also 150 a day; targets.py explains that limit when Klaviyo enforces it.
     ("POST", "/api/lists"): Endpoint("create_list", 10, 150, ("lists:write",)),

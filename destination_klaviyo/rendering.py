@@ -1,6 +1,7 @@
 """The rules that turn a row's columns into Klaviyo profile data, or into a reason they cannot be.
 
-Surface modules compose these (profiles.py renders a profile resource from them). Rules (shared
+Surface modules compose these (profiles.py renders a profile resource from them, events.py an
+event and its profile). Rules (shared
 with condor-retl-klaviyo): identifier columns `email`, `phone_e164`/`phone_number` and
 `external_id` (and, on `list_memberships`, `klaviyo_profile_id` as the resource `id`); the columns
 named in PROFILE_ATTRIBUTES become profile attributes; every other column goes into `properties`.
@@ -226,6 +227,69 @@ def profile_attributes(
         # A top-level column wins over a key of the same name inside the `properties` column.
         attributes["properties"] = {**attributes.get("properties", {}), **extra_properties}
     return attributes
+
+
+def event_columns(
+    data: Mapping[str, Any], identifiers: dict[str, Any], excluded_columns: tuple[str, ...] = ()
+) -> Union[tuple[dict[str, Any], dict[str, Any]], Rejection]:
+    """An event row split in two: the profile's `attributes` (its identifiers and the known profile
+    attributes) and the event's `properties` (every other column).
+
+    Same column rules as `profile_attributes`, with one difference: the `properties` column holds
+    the event's properties here (a column wins over a key of the same name inside it), since a row
+    of an event table describes the event, not the person. `excluded_columns` steer the connector
+    (metric, time, unique id, value columns) and are not sent as properties.
+    """
+    attributes: dict[str, Any] = dict(identifiers)
+    properties: dict[str, Any] = {}
+    nested: Any = None
+    kinds = _column_kinds(excluded_columns)
+    for column, value in data.items():
+        if value is None:
+            continue
+        kind = kinds.get(column)
+        if kind is None:
+            kind = _column_kind(column, excluded_columns)
+            if len(kinds) < 10_000:
+                kinds[column] = kind
+        if kind is _SKIP:
+            continue
+        if kind is _PROPERTY:
+            properties[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
+        elif column == "properties":
+            if not isinstance(value, dict):
+                return Rejection("invalid_value", f"column 'properties' must be a JSON object, got {type(value).__name__}")
+            nested = strip_nulls(value)
+        elif kind is _TEXT and value.__class__ is str:
+            attributes[column] = value
+        else:
+            rendered = _attribute(column, value)
+            if isinstance(rendered, Rejection):
+                return rendered
+            if rendered != {}:
+                attributes[column] = rendered
+    if nested:
+        properties = {**nested, **properties}
+    return attributes, properties
+
+
+def longest_string_column(data: Mapping[str, Any], max_bytes: int) -> Union[str, None]:
+    """The first column whose name or value holds a string over `max_bytes` UTF-8 bytes, at any depth."""
+    for column, value in data.items():
+        if _has_long_string(column, max_bytes) or _has_long_string(value, max_bytes):
+            return column
+    return None
+
+
+def _has_long_string(value: Any, max_bytes: int) -> bool:
+    if isinstance(value, str):
+        # A character is at most 4 bytes: most strings are cleared without encoding them.
+        return len(value) > max_bytes // 4 and len(value.encode("utf-8", "surrogatepass")) > max_bytes
+    if isinstance(value, dict):
+        return any(_has_long_string(k, max_bytes) or _has_long_string(v, max_bytes) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_long_string(v, max_bytes) for v in value)
+    return False
 
 
 def serialize(resource: dict[str, Any], max_bytes: int, what: str) -> Rendered:

@@ -3,8 +3,10 @@
 Order: the configured stream's `destination_object_name` (Airbyte data activation), then the
 config's `streams` entry, then the stream's own name when it is a surface name, then
 `default_surface`. A stream nothing maps, or a sync mode its surface cannot honour, is a
-config_error naming the stream and the fix. A surface with per-stream options (subscriptions: the
-channels) reads them here (`SurfaceSpec.prepare`); the route keeps what it prepared (`plan`).
+config_error naming the stream and the fix. A surface with per-stream options (events: the metric,
+time column, ...; subscriptions: the channels) checks them here too (`SurfaceSpec.prepare`), so a
+missing option also fails before any request; the route keeps what it prepared (`plan`), with the
+stream's primary key and cursor from the configured catalog.
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
@@ -47,6 +49,8 @@ class StreamRoute:
     how: str  # which rule mapped it, for logs
     replace: bool = False  # the platform (or a literal overwrite) asks to replace the stream's data
     options: Optional[StreamMapping] = None  # the stream's `streams` entry, if any
+    primary_key: tuple[tuple[str, ...], ...] = ()  # paths into the record, from the configured catalog
+    cursor_field: tuple[str, ...] = ()  # path into the record, from the configured catalog
     plan: Any = None  # the surface's `prepare(route)`: what its sink needs per stream
 
     @property
@@ -76,10 +80,11 @@ def _warn_replace_without_mirror(route: StreamRoute) -> None:
             "surface changes consent only for the rows it receives)."
         )
     elif not route.spec.mirrors:
+        hint = f" To make a list hold exactly a stream's rows, map it to {mirroring}." if route.spec.needs_target else ""
         logger.warning(
             f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
             f"'{route.surface.value}' surface cannot remove what earlier syncs wrote to Klaviyo: its rows are written "
-            f"and nothing is removed. To make a list hold exactly a stream's rows, map it to {mirroring}."
+            f"and nothing is removed.{hint}"
         )
     else:
         logger.warning(
@@ -116,6 +121,8 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
             f"object for it in the connection. Surfaces: {', '.join(surface_names())}."
         )
     spec = SURFACES[surface]
+    # The connection's choice first, then what the source declares.
+    primary_key = configured.primary_key or configured.stream.source_defined_primary_key or []
     mode = configured.destination_sync_mode
     if mode not in spec.modes:
         allowed = ", ".join(m.value for m in spec.modes)
@@ -132,6 +139,8 @@ def route_stream(config: KlaviyoConfig, configured: ConfiguredAirbyteStream) -> 
         how=how,
         replace=is_replace(configured),
         options=mapping,
+        primary_key=tuple(tuple(path) for path in primary_key if path),
+        cursor_field=tuple(configured.cursor_field or configured.stream.default_cursor_field or ()),
     )
     if spec.prepare is not None:
         route = dataclasses.replace(route, plan=spec.prepare(route))

@@ -45,7 +45,7 @@ class SinkContext:
     target_field: str = "list"
     verify_bulk_jobs: bool = False
     # Per-stream plans from routing (`StreamRoute.plan`), by stream key: how a surface with
-    # per-stream options (subscriptions) treats that stream's rows.
+    # per-stream options (events, subscriptions) renders that stream's rows.
     plans: Mapping[tuple[Optional[str], str], Any] = field(default_factory=dict)
 
 

@@ -97,7 +97,7 @@ class KlaviyoWriter:
                 Rejection(
                     "delete_not_supported",
                     f"row is a deletion ({CDC_DELETED_AT} is set) and the '{route.surface.value}' surface cannot remove; "
-                    f"use {' or '.join(removing_surfaces())} to remove list members",
+                    f"surfaces that carry out deletions: {', '.join(removing_surfaces())}",
                 ),
             )
             return

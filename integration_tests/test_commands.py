@@ -82,16 +82,21 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
         "profiles": {"append", "append_dedup", "update"},
         "list_memberships": {"append", "append_dedup", "update"},
         "list_memberships_by_profile_id": {"append", "append_dedup", "update", "soft_delete"},
+        "events": {"append", "append_dedup", "update"},
     }
     # A replace is not a mode on the data-activation screen (the platform sends it as generation ids):
     # each operation's schema says what a replace does there.
     descriptions = {op["object_name"]: op["json_schema"]["description"] for op in operations}
     assert "mirrors each target list" in descriptions["list_memberships_by_profile_id"]
     assert "removes nothing" in descriptions["profiles"] and "removes nothing" in descriptions["list_memberships"]
+    assert "removes nothing" in descriptions["events"]
     keys = {op["object_name"]: op["matching_keys"] for op in operations}
     assert keys["profiles"] == [["email"], ["phone_number"], ["external_id"]]
     assert keys["list_memberships"] == [["email"], ["phone_number"], ["external_id"], ["klaviyo_profile_id"]]
     assert keys["list_memberships_by_profile_id"] == [["klaviyo_profile_id"]]
+    assert keys["events"] == [["email"], ["phone_number"], ["external_id"]]
+    events = next(op for op in operations if op["object_name"] == "events")
+    assert "Event properties" in events["json_schema"]["properties"]["properties"]["description"]
     profiles = next(op for op in operations if op["object_name"] == "profiles")
     assert "email" in profiles["json_schema"]["properties"]
     assert "pk_discover_secret" not in run.stdout + run.stderr

@@ -1,13 +1,15 @@
-"""Demo: generate customer rows, sync them with the real connector into the local Klaviyo emulator,
-and print what landed. Run it through `scripts/demo` (which sets up .venv first).
+"""Demo: generate customer, audience, order and newsletter rows, sync them with the real connector
+into the local Klaviyo emulator, and print what landed. Run it through `scripts/demo` (which sets up
+.venv first).
 
-Three streams: `customers` (profiles), `audiences` (list memberships) and `newsletter` (consent:
-subscriptions into the "Newsletter" list, a few historical, a few SMS, and two opt-outs: one of a
-list member, one of a stranger, which the unsubscribe guard refuses to send)."""
+The newsletter stream is consent (the subscriptions surface): sign-ups into the "Newsletter" list, a
+few historical, a few SMS, and two opt-outs: one of a list member, one of a stranger, which the
+unsubscribe guard refuses to send."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from integration_tests.harness import (  # noqa: E402
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken"]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson"]
+ORDERS_FROM = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
 def generate(rows: int) -> list[dict]:
@@ -49,6 +52,17 @@ def generate(rows: int) -> list[dict]:
         if i % 50 == 1 and data.get("email"):  # an audience: every 50th customer, in one of two lists
             audience = "VIP customers" if i % 100 == 1 else "Win-back, Q4"
             messages.append(record("audiences", {"email": data["email"], "list": audience, "source": "demo"}))
+        if i % 10 == 5 and data.get("email"):  # an order for every tenth customer; a few were refunded
+            number = i // 10
+            placed_at = ORDERS_FROM + number * 3_600  # one an hour, in epoch seconds as warehouses export them
+            total = f"{20 + (i % 17) * 3.25:.2f}"  # a decimal, as text
+            order = {"order_id": f"A-{number:05d}", "email": data["email"], "kind": "Placed Order",
+                     "ordered_at": placed_at, "total": total, "items": [{"sku": f"SKU-{i % 9}", "qty": 1 + i % 2}],
+                     "coupon": None}  # fmt: skip
+            messages.append(record("orders", order))
+            if number % 25 == 0:
+                refund = {**order, "kind": "Refunded Order", "ordered_at": placed_at + 86_400, "reason": "damaged"}
+                messages.append(record("orders", refund))
         if i % 400 == 7 and data.get("email"):  # a newsletter sign-up
             signup = {"email": data["email"]}
             if i % 1200 == 7:  # consent collected before: a historical import
@@ -58,7 +72,8 @@ def generate(rows: int) -> list[dict]:
             messages.append(record("newsletter", signup))
         if (i + 1) % 1000 == 0:
             messages.append(stream_state("customers", i + 1))
-    signups = [m["record"]["data"]["email"] for m in messages if m["type"] == "RECORD" and m["record"]["stream"] == "newsletter"]
+            messages.append(stream_state("orders", i + 1))
+    signups = [m["record"]["data"]["email"] for m in messages if m.get("record", {}).get("stream") == "newsletter"]
     if signups:  # two opt-outs (CDC deletions): a list member, and someone never on the list
         deleted = {"_ab_cdc_deleted_at": "2026-01-01T00:00:00Z"}
         messages.append(record("newsletter", {"email": signups[0], **deleted}))
@@ -77,12 +92,28 @@ def main() -> int:
         "streams": [
             {"stream": "customers", "surface": "profiles"},
             {"stream": "audiences", "surface": "list_memberships"},
-            {"stream": "newsletter", "surface": "subscriptions", "target": "Newsletter", "channels": ["email_marketing"]},
+            {
+                "stream": "orders",
+                "surface": "events",
+                "metric_field": "kind",
+                "time_field": "ordered_at",
+                "value_field": "total",
+                "value_currency": "EUR",
+            },
+            {
+                "stream": "newsletter",
+                "surface": "subscriptions",
+                "target": "Newsletter",
+                "channels": ["email_marketing"],
+            },
         ],
     }
+    orders = configured_stream("orders", "append")
+    orders["primary_key"] = [["order_id"], ["kind"]]  # the default unique id: one event per order and kind
     configured = catalog(
         configured_stream("customers", "append_dedup"),
         configured_stream("audiences", "append"),
+        orders,
         configured_stream("newsletter", "append"),
     )
     messages = generate(args.rows)
@@ -102,11 +133,13 @@ def main() -> int:
 
     states = run.states
     print(
-        f"write: {args.rows} customer rows (+ audience and newsletter rows) in {elapsed:.1f}s; {len(states)} state "
-        f"messages echoed"
+        f"write: {args.rows} customer rows (+ audience, order and newsletter rows) in {elapsed:.1f}s; "
+        f"{len(states)} state messages echoed, last cursor "
+        f"{states[-1]['stream']['stream_state']['cursor'] if states else None}"
     )
     for line in run.logs:
-        if "summary" in line.lower() or "accepted bulk import job" in line or "Created Klaviyo list" in line:
+        shown = ("accepted bulk import job", "Created Klaviyo list", "Bulk Create Events")
+        if "summary" in line.lower() or any(text in line for text in shown):
             print("  connector:", line)
         elif "(not_a_list_member)" in line:
             print("  connector:", line[:160] + " ...")
@@ -122,20 +155,31 @@ def main() -> int:
         members = len(landed["memberships"].get(item["id"], []))
         print(f"Klaviyo list {item['id']} '{item['name']}': {members} members")
     consent = landed["consent"]
-    email_subscribed = [pid for pid, channels in consent.items() if channels.get("email.marketing", {}).get("consent") == "SUBSCRIBED"]
-    historical = [pid for pid in email_subscribed if consent[pid]["email.marketing"]["consent_timestamp"].startswith("2024-03-01")]
-    sms = [pid for pid, channels in consent.items() if channels.get("sms.marketing", {}).get("consent") == "SUBSCRIBED"]
+    def subscribed(channel: str) -> list[str]:
+        return [pid for pid, channels in consent.items() if channels.get(channel, {}).get("consent") == "SUBSCRIBED"]
+
+    email_subscribed, sms = subscribed("email.marketing"), subscribed("sms.marketing")
+    historical = [p for p in email_subscribed if consent[p]["email.marketing"]["consent_timestamp"].startswith("2024-03-01")]
     print(
         f"Consent: {len(email_subscribed)} profiles subscribed to email marketing ({len(historical)} as historical "
         f"imports, consented 2024-03-01), {len(sms)} to SMS marketing; "
         f"{sum(len(v) for v in landed['list_unsubscribes'].values())} unsubscribed from the Newsletter list; "
         f"{len(landed['global_unsubscribes'])} unsubscribed globally"
     )
+    events = landed["events"]
+    requests = len(landed["event_jobs"])
+    print(f"Klaviyo emulator now holds {len(events)} events from {requests} Bulk Create Events requests:")
+    for metric in landed["metrics"]:
+        mine = [e for e in events if e["metric"] == metric["name"]]
+        revenue = sum(e["value"] or 0 for e in mine)
+        currency = mine[0]["value_currency"] if mine else ""
+        print(f"  metric {metric['id']} '{metric['name']}': {len(mine)} events, value {revenue:,.2f} {currency}")
+    if events:
+        print("An event as Klaviyo stored it:")
+        print("  " + json.dumps(events[0], indent=2).replace("\n", "\n  "))
     sample = profiles[1] if len(profiles) > 1 else (profiles[0] if profiles else None)
     if sample:
         print("A profile as Klaviyo stored it:")
-        import json
-
         print("  " + json.dumps(sample, indent=2).replace("\n", "\n  "))
     return 0
 

@@ -10,6 +10,7 @@ from destination_klaviyo.rendering import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import SinkContext
 from destination_klaviyo.surfaces import profiles as profile_surface
+from destination_klaviyo.surfaces.events import EventPlan, render_event
 from destination_klaviyo.surfaces.profiles import MAX_PROFILE_BYTES, BulkImportSink, render_profile
 from integration_tests.harness import contains_null
 
@@ -113,3 +114,36 @@ def test_batching_never_exceeds_a_limit_nor_loses_a_row(pads, max_items, max_byt
         received += [p["attributes"]["email"] for p in profiles]
     assert received == sent_emails
     assert report.streams["s"].delivered == len(sent_emails)
+
+
+EVENT_PLAN = EventPlan(
+    namespace=None,
+    stream="orders",
+    metric=None,
+    metric_field="kind",
+    time_field="at",
+    unique_id_field=None,
+    value_field="total",
+    value_currency="USD",
+    backfill=False,
+    primary_key=(("order_id",),),
+    cursor_field=(),
+)
+event_columns = st.sampled_from(["total", "order_id", "properties", "first_name", "email", "sku"])
+event_records = st.dictionaries(st.one_of(event_columns, st.text(max_size=10)), json_values, max_size=10)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(event_records, emails, st.sampled_from(["Placed Order", "Viewed Product"]))
+def test_event_rendering_sends_no_null_and_only_what_klaviyo_accepts(data, email, kind):
+    out = render_event({**data, "email": email, "kind": kind, "at": "2026-01-01T00:00:00Z"}, EVENT_PLAN)
+    if isinstance(out, Rejection):  # a wrong type in a known column (value, profile attribute, properties)
+        assert out.code in ("invalid_value", "invalid_phone"), out
+        return
+    group = orjson.loads(out.item)
+    assert not contains_null(group)
+    attributes = group["attributes"]["events"]["data"][0]["attributes"]
+    assert attributes["metric"]["data"]["attributes"]["name"] == kind
+    assert len(attributes["properties"]) <= 400 and len(attributes["unique_id"]) == 32
+    assert out.key == (kind, attributes["unique_id"])
+    assert not {"kind", "at", "total"} & set(attributes["properties"])

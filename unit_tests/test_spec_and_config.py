@@ -8,6 +8,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_klaviyo import DestinationKlaviyo
 from destination_klaviyo.config import KlaviyoConfig, StreamMapping, parse_config
 from destination_klaviyo.surfaces import SUPPORTED_MODES
+from destination_klaviyo.surfaces.events import MAX_METRIC_NAME_CHARS
 
 SPEC = DestinationKlaviyo().spec(logging.getLogger("test"))
 PROPS = SPEC.connectionSpecification["properties"]
@@ -23,13 +24,37 @@ def test_spec_fields_match_the_config_model():
     assert PROPS["api_revision"]["default"] == "2026-04-15"
     assert PROPS["target_field"]["default"] == "list"
     assert PROPS["manage_lists"]["default"] is True and PROPS["dry_run"]["default"] is False
-    surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id", "subscriptions", "suppressions"]
+    surfaces = [
+        "profiles",
+        "list_memberships",
+        "list_memberships_by_profile_id",
+        "events",
+        "subscriptions",
+        "suppressions",
+    ]
     assert PROPS["default_surface"]["enum"] == surfaces
     assert PROPS["streams"]["items"]["properties"]["surface"]["enum"] == surfaces
-    assert set(PROPS["streams"]["items"]["properties"]) == set(StreamMapping.model_fields)
-    assert set(PROPS["streams"]["items"]["properties"]) == {
-        "stream", "surface", "target", "channels", "allow_global_unsubscribe"
-    }  # fmt: skip
+    items = PROPS["streams"]["items"]["properties"]
+    assert set(items) == {
+        "stream",
+        "surface",
+        "target",
+        "metric",
+        "metric_field",
+        "time_field",
+        "unique_id_field",
+        "value_field",
+        "value_currency",
+        "backfill",
+        "channels",
+        "allow_global_unsubscribe",
+    }
+    assert set(items) == set(StreamMapping.model_fields)
+    for name, field in StreamMapping.model_fields.items():
+        if "default" in items[name]:
+            assert items[name]["default"] == field.default, name
+    assert items["backfill"]["default"] is False
+    assert items["metric"]["maxLength"] == MAX_METRIC_NAME_CHARS == 127
     assert set(PROPS["list_mappings"]["items"]["properties"]) == {"target", "list_id"}
 
 
@@ -91,3 +116,36 @@ def test_the_canary_check_itself_catches_a_leak():
     assert leaked("pk_canary_123", "log line", "oops pk_canary_123 printed")
     assert not leaked("pk_canary_123", "clean", "output")
     assert not leaked("**********", "masked **********")
+
+
+def test_the_metric_length_limit_is_enforced_by_config():
+    assert parse_config(
+        {"private_api_key": "pk", "streams": [{"stream": "o", "surface": "events", "metric": "m" * 127}]}
+    )
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config({"private_api_key": "pk", "streams": [{"stream": "o", "surface": "events", "metric": "m" * 128}]})
+    assert "streams.0.metric" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "entry,named",
+    [
+        ({"metric": "Placed Order", "metric_field": "kind"}, "metric_field"),
+        ({"metric": "   "}, "streams.0.metric"),
+        ({"metric": "Placed Order", "value_currency": "USD"}, "value_field"),
+        ({"metric": "Placed Order", "value_field": "total", "value_currency": "usd"}, "streams.0.value_currency"),
+    ],
+)
+def test_event_options_are_checked_and_the_error_names_the_field(entry, named):
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config({"private_api_key": "pk_secret_value", "streams": [{"stream": "orders", "surface": "events", **entry}]})
+    assert info.value.failure_type.value == "config_error"
+    assert named in info.value.message and "pk_secret_value" not in info.value.message
+
+
+def test_event_options_on_another_surface_are_refused():
+    with pytest.raises(AirbyteTracedException) as info:
+        parse_config(
+            {"private_api_key": "pk", "streams": [{"stream": "c", "surface": "profiles", "time_field": "at", "backfill": True}]}
+        )
+    assert "time_field, backfill apply only to surface 'events'" in info.value.message

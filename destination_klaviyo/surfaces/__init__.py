@@ -11,6 +11,7 @@ from __future__ import annotations
 from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.surfaces import (
+    events,
     list_memberships,
     list_memberships_by_profile_id,
     profiles,
@@ -25,6 +26,7 @@ SURFACES: dict[Surface, SurfaceSpec] = {
         profiles.SPEC,
         list_memberships.SPEC,
         list_memberships_by_profile_id.SPEC,
+        events.SPEC,
         subscriptions.SPEC,
         suppressions.SPEC,
     )

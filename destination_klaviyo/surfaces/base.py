@@ -3,9 +3,10 @@
 A `SurfaceSpec` holds each per-surface fact in one place: the sync modes it honours, whether a
 deletion row (`_ab_cdc_deleted_at`, `soft_delete`) is carried out or refused, whether a replace
 mirrors, whether rows go to a list target, the scopes its requests need, its discover schema and
-matching keys, how to build its sink, whether it changes consent, and (optionally) how it reads a
-stream's per-stream options at routing time. `writer`, `routing`, `discover` and `spec` read these
-fields; none of them names a surface.
+matching keys, how to build its sink, whether it changes consent, and (optionally) how it checks a
+stream's per-stream options at routing time and what `check` asks Klaviyo to prove the key may write
+to it. `writer`, `routing`, `discover`, `destination` and `spec` read these fields; none of them
+names a surface.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from airbyte_cdk.models import DestinationSyncMode
 
 if TYPE_CHECKING:
+    from destination_klaviyo.client import KlaviyoClient
     from destination_klaviyo.routing import StreamRoute
     from destination_klaviyo.sinks import Sink, SinkContext
 
@@ -25,6 +27,7 @@ class Surface(str, Enum):
     PROFILES = "profiles"
     LIST_MEMBERSHIPS = "list_memberships"
     LIST_MEMBERSHIPS_BY_PROFILE_ID = "list_memberships_by_profile_id"
+    EVENTS = "events"
     SUBSCRIPTIONS = "subscriptions"
     SUPPRESSIONS = "suppressions"
 
@@ -60,10 +63,13 @@ class SurfaceSpec:
     mirrors: bool  # a replace makes the target list hold exactly this sync's rows
     schema: Callable[[str], dict[str, Any]]  # discover schema, given the configured target column
     make_sink: Callable[["SinkContext", Optional[str], Optional[str]], "Sink"]  # (context, target, list_id)
+    # At routing time, before any request: validate the stream's per-stream options (a config_error
+    # naming the stream and the field) and return what the sink needs to render its rows, kept on
+    # the route as `plan` and handed to sinks through `SinkContext.plans`.
+    prepare: Optional[Callable[["StreamRoute"], Any]] = None
+    # For `check`: a request that changes nothing and fails with 403 when the key lacks the write
+    # scope of this surface (a read cannot prove a write scope).
+    probe: Optional[Callable[["KlaviyoClient"], None]] = None
     # Its rows change consent (subscribe, unsubscribe, suppress): never suggested as a way to remove
     # list members, and documented for marketers.
     changes_consent: bool = False
-    # At routing time, before any request: read the stream's per-stream options and return what the
-    # sink needs for that stream's rows, kept on the route as `plan` and handed to sinks through
-    # `SinkContext.plans`.
-    prepare: Optional[Callable[["StreamRoute"], Any]] = None
