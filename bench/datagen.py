@@ -12,6 +12,8 @@ Two kinds of input, each written once per (kind, rows, seed) to a cache file and
   primary key), the buyer's email and first name (one of 100,000 customers), `ordered_at` (ISO
   8601, one a second from 2026-01-01), a `total` and 1-3 line items, a status, a channel and an
   `updated_at` cursor. About 400 bytes a line.
+- `subscriptions`: a `subscriptions` stream of newsletter sign-ups, `{"email": ..., "list": "Bench"}`,
+  for the `subscriptions` surface (email marketing consent into the list).
 
 A STREAM state follows every 1,000-5,000 rows (uniformly drawn, seeded), each carrying its cursor
 and `sourceStats.recordCount`, and a STREAM_STATUS COMPLETE trace closes the stream, as the
@@ -39,7 +41,7 @@ STATE_EVERY_MIN = 1_000
 STATE_EVERY_MAX = 5_000
 EMITTED_AT = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 BENCH_LIST = "Bench"
-STREAMS = {"profiles": "customers", "memberships": "memberships", "events": "orders"}
+STREAMS = {"profiles": "customers", "memberships": "memberships", "events": "orders", "subscriptions": "subscriptions"}
 BENCH_METRIC = "Placed Order"
 ORDER_CUSTOMERS = 100_000  # distinct buyers of the orders stream
 CHANNELS = ("web", "ios", "android", "store")
@@ -144,9 +146,19 @@ def order_row(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
+def subscription_row(i: int, rng: random.Random) -> dict[str, Any]:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    return {"email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(), "list": BENCH_LIST}
+
+
 def messages(kind: str, rows: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
     stream = STREAMS[kind]
-    make = {"profiles": profile_row, "memberships": membership_row, "events": order_row}[kind]
+    make = {
+        "profiles": profile_row,
+        "memberships": membership_row,
+        "events": order_row,
+        "subscriptions": subscription_row,
+    }[kind]
     rng = random.Random(seed)
     states = random.Random(seed + 1)
     next_state = states.randint(STATE_EVERY_MIN, STATE_EVERY_MAX)

@@ -13,10 +13,11 @@ unthrottled (per --rows size): the emulator answers at once and never throttles.
 throttled: the emulator enforces Klaviyo's per-endpoint limits (`--rate-limits klaviyo`) with
     `--latency-ms` (default 250) per request, optionally time-scaled (`--time-scale X`: simulated
     time runs X times faster; limits and latency scale with it, and rates are converted back to
-    simulated time). Three runs: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
+    simulated time). Runs per surface: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
     25,000 profiles/s), memberships (list_memberships_by_profile_id, POST list relationships;
-    ceiling 150 calls/min x 1,000 = 2,500 ids/s) and events (an orders stream to the events
-    surface, Bulk Create Events; ceiling 150 requests/min x 1,000 = 2,500 events/s). Reports
+    ceiling 150 calls/min x 1,000 = 2,500 ids/s), events (an orders stream to the events surface,
+    Bulk Create Events; ceiling 150 requests/min x 1,000 = 2,500 events/s) and, when asked for,
+    subscriptions (bulk subscribe; ceiling 750 calls/min x 1,000 = 12,500 profiles/s). Reports
     sustained items/s as % of the ceiling and the 429s the emulator sent.
 
 Nothing is asserted: it prints numbers (and writes them as JSON with --json). Input files are
@@ -54,6 +55,8 @@ API_KEY = "pk_emulator_bench_key"
 PROFILE_CEILING = 150 / 60 * 10_000  # bulk import jobs: 150/min steady x 10,000 profiles per job
 MEMBERSHIP_CEILING = 150 / 60 * 1_000  # list relationship calls: 150/min steady x 1,000 ids per call
 EVENT_CEILING = 150 / 60 * 1_000  # Bulk Create Events: 150/min steady x 1,000 events per request
+SUBSCRIBE_CEILING = 750 / 60 * 1_000  # bulk subscribe calls: 750/min steady x 1,000 profiles per call
+SUBSCRIBE_PATH = "/api/profile-subscription-bulk-create-jobs"
 STEADY_WINDOW = 60.0
 BULK_PATH = "/api/profile-bulk-import-jobs"
 EVENTS_PATH = "/api/event-bulk-create-jobs"
@@ -163,6 +166,12 @@ def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
                 "value_currency": "USD",
             }
         ]
+    elif kind == "subscriptions":
+        config["streams"] = [
+            {"stream": stream, "surface": "subscriptions", "target": datagen.BENCH_LIST, "channels": ["email_marketing"]}
+        ]
+        if list_id:
+            config["list_mappings"] = [{"target": datagen.BENCH_LIST, "list_id": list_id}]
     else:
         config["default_surface"] = "list_memberships_by_profile_id"
         if list_id:
@@ -352,7 +361,7 @@ def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_
     extra = ["--rate-limits", "klaviyo", "--latency-ms", str(args.latency_ms), "--time-scale", str(scale)]
     label = f"throttled-{kind}-{rows}"
     with Emulator(extra, tmp / f"{label}.emulator.log") as emulator:
-        list_id = emulator.create_list(datagen.BENCH_LIST) if kind == "memberships" else None
+        list_id = emulator.create_list(datagen.BENCH_LIST) if kind in ("memberships", "subscriptions") else None
         setup = write_setup(tmp, kind, list_id)
         measured, output = run_connector(setup, data, emulator.url, source_dir, tmp, label)
         stats = emulator.stats(timeline=True)
@@ -367,6 +376,9 @@ def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_
         wanted = lambda method, path: method == "POST" and path == EVENTS_PATH  # noqa: E731
         if stats["events"] != rows:
             problems.append(f"{label}: emulator holds {stats['events']} events, expected {rows}")
+    elif kind == "subscriptions":
+        ceiling = SUBSCRIBE_CEILING
+        wanted = lambda method, path: method == "POST" and path == SUBSCRIBE_PATH  # noqa: E731
     else:
         ceiling = MEMBERSHIP_CEILING
         wanted = lambda method, path: method == "POST" and path.endswith("/relationships/profiles")  # noqa: E731
@@ -573,9 +585,15 @@ def main() -> int:
         help="throttled events run size (default 400,000: 160 s at the ceiling)",
     )
     parser.add_argument(
+        "--subscription-rows",
+        type=int,
+        default=1_600_000,
+        help="throttled subscriptions run size (default 1,600,000: 128 s at the ceiling)",
+    )
+    parser.add_argument(
         "--surfaces",
         default="profiles,memberships,events",
-        help="throttled: comma-separated profiles,memberships,events",
+        help="throttled: comma-separated profiles,memberships,events,subscriptions",
     )
     parser.add_argument("--ref", help="benchmark destination_klaviyo/ as of this git revision (default: working tree)")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
@@ -610,7 +628,11 @@ def main() -> int:
             print_unthrottled(results["unthrottled"])
         if args.mode in ("throttled", "both"):
             for kind in [s.strip() for s in args.surfaces.split(",") if s.strip()]:
-                sizes_by_kind = {"profiles": args.profile_rows, "memberships": args.membership_rows}
+                sizes_by_kind = {
+                    "profiles": args.profile_rows,
+                    "memberships": args.membership_rows,
+                    "subscriptions": args.subscription_rows,
+                }
                 rows = sizes_by_kind.get(kind, args.event_rows)
                 results["throttled"].append(throttled(kind, rows, args, tmp, source_dir))
                 _progress(results["throttled"][-1])

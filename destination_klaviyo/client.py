@@ -320,22 +320,72 @@ class KlaviyoClient:
         """POST (add) or DELETE (remove) up to 1,000 `{"type": "profile", "id": ...}`; 204 = done."""
         self.request("DELETE" if remove else "POST", f"/api/lists/{list_id}/relationships/profiles", body=body)
 
-    def get_profiles_for_list(self, list_id: str) -> Iterator[dict[str, Any]]:
-        """Every member of a list with its identifiers (`id`; `email`, `phone_number`, `external_id`)."""
+    def get_list(self, list_id: str) -> dict[str, Any]:
+        """One list's name and `opt_in_process` (double_opt_in or single_opt_in)."""
+        params = {"fields[list]": "name,opt_in_process"}
+        return orjson.loads(self.request("GET", f"/api/lists/{list_id}", params=params).content)["data"]
+
+    def get_profiles_for_list(self, list_id: str, filter: Optional[str] = None) -> Iterator[dict[str, Any]]:
+        """A list's members (or those matching `filter`: `email` and `phone_number` are the only
+        identifiers this endpoint filters on), with their identifiers, every page."""
         params = {"page[size]": MAX_PAGE_SIZE, "fields[profile]": IDENTIFIER_FIELDS}
+        if filter is not None:
+            params["filter"] = filter
         return self._paginate(f"/api/lists/{list_id}/profiles", params)
 
+    def get_lists_page(self) -> list[dict[str, Any]]:
+        """One list at most (a read that changes nothing: `check` uses it to test lists:read)."""
+        params = {"page[size]": 1, "fields[list]": "name"}
+        return orjson.loads(self.request("GET", "/api/lists", params=params).content).get("data", [])
+
     # -- profiles ---------------------------------------------------------------------------------
-    def get_profiles(self, filter: str) -> Iterator[dict[str, Any]]:
-        """The profiles matching a filter such as `any(email,[...])`, with their identifiers, every page."""
+    def get_profiles(self, filter: str, *, with_consent: bool = False) -> Iterator[dict[str, Any]]:
+        """The profiles matching a filter such as `any(email,[...])`, with their identifiers (and, with
+        `with_consent`, their `subscriptions`: per channel, and the email list suppressions), every page."""
         params = {"filter": filter, "page[size]": MAX_PAGE_SIZE, "fields[profile]": IDENTIFIER_FIELDS}
+        if with_consent:
+            params["fields[profile]"] += ",subscriptions"
+            params["additional-fields[profile]"] = "subscriptions"
         return self._paginate("/api/profiles", params)
+
+    def get_profiles_page(self) -> list[dict[str, Any]]:
+        """One profile at most (a read that changes nothing: `check` uses it to test profiles:read)."""
+        params = {"page[size]": 1, "fields[profile]": "email"}
+        return orjson.loads(self.request("GET", "/api/profiles", params=params).content).get("data", [])
 
     def request_profile_deletion(self, body: bytes) -> None:
         """POST one `data-privacy-deletion-job` (exactly one of id, email, phone_number); 202 = accepted.
 
         Safe to retry: deleting what is already deleted changes nothing."""
         self.request("POST", "/api/data-privacy-deletion-jobs", body=body)
+
+    # -- consent ----------------------------------------------------------------------------------
+    def bulk_subscribe_profiles(self, body: bytes) -> None:
+        """POST a pre-serialized `profile-subscription-bulk-create-job`; 202 (no body) = accepted.
+
+        Retried like the imports: subscribing again sets the same consent (on a double opt-in list
+        Klaviyo may send the confirmation message again).
+        """
+        self.request("POST", "/api/profile-subscription-bulk-create-jobs", body=body)
+
+    def bulk_unsubscribe_profiles(self, body: bytes) -> None:
+        """POST a pre-serialized `profile-subscription-bulk-delete-job` exactly once; 202 = accepted.
+
+        Not idempotent: an unsubscribe that took effect removed its profiles from the list, and
+        Klaviyo unsubscribes a profile that is not on the list from everything. A blind retry after
+        a lost answer would do exactly that, so the subscriptions sink re-checks membership first.
+        """
+        self.request("POST", "/api/profile-subscription-bulk-delete-jobs", body=body, retry=False)
+
+    def bulk_suppress_profiles(self, body: bytes) -> str:
+        """POST a pre-serialized `profile-suppression-bulk-create-job`; returns the job id (202)."""
+        response = self.request("POST", "/api/profile-suppression-bulk-create-jobs", body=body)
+        return str((orjson.loads(response.content) if response.content else {}).get("data", {}).get("id", ""))
+
+    def bulk_unsuppress_profiles(self, body: bytes) -> str:
+        """POST a pre-serialized `profile-suppression-bulk-delete-job`; returns the job id (202)."""
+        response = self.request("POST", "/api/profile-suppression-bulk-delete-jobs", body=body)
+        return str((orjson.loads(response.content) if response.content else {}).get("data", {}).get("id", ""))
 
 
 def _next_page(payload: dict[str, Any]) -> Optional[str]:

@@ -14,7 +14,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from destination_klaviyo.errors import config_error
-from destination_klaviyo.surfaces.base import Surface
+from destination_klaviyo.surfaces.base import ConsentChannel, Surface
 
 DEFAULT_API_REVISION = "2026-04-15"
 API_REVISION_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(\.pre)?$")
@@ -49,6 +49,9 @@ class StreamMapping(BaseModel):
     value_field: Optional[str] = Field(default=None, min_length=1)
     value_currency: Optional[str] = Field(default=None, pattern=r"^[A-Z]{3}$")
     backfill: bool = False
+    # subscriptions surface (surfaces/subscriptions.py says what each does)
+    channels: Optional[list[ConsentChannel]] = Field(default=None, min_length=1)
+    allow_global_unsubscribe: bool = False
 
     @field_validator("metric")
     @classmethod
@@ -72,6 +75,15 @@ class StreamMapping(BaseModel):
         return self
 
     _trim_target = field_validator("target")(trimmed_target)
+    @model_validator(mode="after")
+    def _subscription_options(self) -> "StreamMapping":
+        given = [n for n in ("channels", "allow_global_unsubscribe") if getattr(self, n) not in (None, False)]
+        if given and self.surface is not Surface.SUBSCRIPTIONS:
+            raise ValueError(
+                f"{', '.join(given)} apply only to surface 'subscriptions' "
+                f"(stream '{self.stream}' maps to '{self.surface.value}')"
+            )
+        return self
 
 
 class ListMapping(BaseModel):

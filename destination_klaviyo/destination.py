@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Mapping
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional
 
 from airbyte_cdk.destinations import Destination
 from airbyte_cdk.exception_handler import init_uncaught_exception_handler
@@ -45,12 +45,52 @@ logger = logging.getLogger("airbyte")
 SPEC_PATH = Path(__file__).with_name("spec.json")
 DOCUMENTATION_URL = "https://docs.airbyte.com/integrations/destinations/klaviyo"
 
+# Read scopes `check` can test with a read of one item. A write scope cannot be tested without
+# writing, so those are only named.
+READ_SCOPE_PROBES: dict[str, Callable[[KlaviyoClient], Any]] = {
+    "lists:read": KlaviyoClient.get_lists_page,
+    "profiles:read": KlaviyoClient.get_profiles_page,
+}
+
 
 def configured_surfaces(config: KlaviyoConfig) -> list[SurfaceSpec]:
     """The surfaces the config maps streams to (`streams`, `default_surface`). `check` has no catalog,
     so a surface picked only as a destination object in the connection is not known here."""
     named = {mapping.surface for mapping in config.streams} | {config.default_surface}
     return [spec for surface, spec in SURFACES.items() if surface in named]
+
+
+def missing_scope(client: KlaviyoClient, config: KlaviyoConfig) -> Optional[str]:
+    """What to grant when the key lacks a read scope a configured surface needs; None otherwise.
+
+    The write scopes of those surfaces are logged: Klaviyo can only confirm one by writing.
+    """
+    surfaces = configured_surfaces(config)
+    needed = sorted({scope for spec in surfaces for scope in spec.scopes})
+    for scope in needed:
+        probe = READ_SCOPE_PROBES.get(scope)
+        if probe is None:
+            continue
+        try:
+            probe(client)
+        except KlaviyoApiError as exc:
+            if exc.status != 403:
+                raise
+            users = [spec for spec in surfaces if scope in spec.scopes]
+            grant = sorted({s for spec in users for s in spec.scopes})
+            return (
+                f"The private API key lacks the scope {scope}, which the "
+                f"{', '.join(spec.surface.value for spec in users)} surface(s) mapped in `streams` / `default_surface` "
+                f"need. Edit the key in Klaviyo > Settings > API keys and grant: {', '.join(grant)}."
+            )
+    for spec in surfaces:
+        untested = [scope for scope in spec.scopes if scope not in READ_SCOPE_PROBES]
+        if untested and spec.probe is None:
+            logger.info(
+                f"The '{spec.surface.value}' surface needs the scopes {', '.join(spec.scopes)}. Check cannot test "
+                f"{', '.join(untested)} without writing; if the key lacks one, the first sync fails naming it."
+            )
+    return None
 
 
 class DestinationKlaviyo(Destination):
@@ -87,15 +127,19 @@ class DestinationKlaviyo(Destination):
             return AirbyteConnectionStatus(status=Status.FAILED, message=str(exc))
         try:
             client.get_accounts()
-            # A read cannot prove a write scope: a surface the config maps streams to may send a
-            # request that changes nothing, which Klaviyo refuses with 403 when the scope is missing.
-            for spec in configured_surfaces(parsed):
-                if spec.probe is not None:
-                    spec.probe(client)
+            missing = missing_scope(client, parsed)
+            if missing is None:
+                # A read cannot prove a write scope: a surface the config maps streams to may send a
+                # request that changes nothing, which Klaviyo refuses with 403 when the scope is missing.
+                for spec in configured_surfaces(parsed):
+                    if spec.probe is not None:
+                        spec.probe(client)
         except (KlaviyoApiError, KlaviyoUnreachable) as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=explain(exc))
         finally:
             client.close()
+        if missing is not None:
+            return AirbyteConnectionStatus(status=Status.FAILED, message=missing)
         return AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
     # -- write ----------------------------------------------------------------------------------

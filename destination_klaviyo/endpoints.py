@@ -49,6 +49,20 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
     ("GET", "/api/lists/{id}/profiles"): Endpoint("get_profiles_for_list", 75, 750, ("lists:read", "profiles:read")),
     # One profile per request: at most one deletion a second, steadily (60/min).
     ("POST", "/api/data-privacy-deletion-jobs"): Endpoint("request_profile_deletion", 3, 60, ("data-privacy:write",)),
+    # Consent (subscriptions and suppressions surfaces) and the reads that guard it.
+    ("GET", "/api/lists/{id}"): Endpoint("get_list", 75, 750, ("lists:read",)),
+    ("POST", "/api/profile-subscription-bulk-create-jobs"): Endpoint(
+        "bulk_subscribe_profiles", 75, 750, ("lists:write", "profiles:write", "subscriptions:write")
+    ),
+    ("POST", "/api/profile-subscription-bulk-delete-jobs"): Endpoint(
+        "bulk_unsubscribe_profiles", 75, 750, ("lists:write", "profiles:write", "subscriptions:write")
+    ),
+    ("POST", "/api/profile-suppression-bulk-create-jobs"): Endpoint(
+        "bulk_suppress_profiles", 75, 750, ("profiles:write", "subscriptions:write")
+    ),
+    ("POST", "/api/profile-suppression-bulk-delete-jobs"): Endpoint(
+        "bulk_unsuppress_profiles", 75, 750, ("subscriptions:write",)
+    ),
 }
 
 ALL_SCOPES = sorted({scope for endpoint in ENDPOINTS.values() for scope in endpoint.scopes})

@@ -47,6 +47,7 @@ class SyncReport:
         self.requests: Counter[str] = Counter()
         self.mirrors: list[tuple[int, str]] = []  # (log level, line)
         self.verifications: list[tuple[int, str]] = []
+        self.notes: list[tuple[int, str]] = []  # facts a sink wants in the summary (a list using double opt-in)
         self.import_failures = 0
         self.hints_given: set[tuple[str, str]] = set()  # (stream, hint) already logged
         self.refused_targets: list[str] = []  # new targets over max_new_lists_per_sync, in order
@@ -100,6 +101,12 @@ class SyncReport:
             logger.warning(f"Record #{row.ordinal} of stream '{row.stream}' ({omission.code}): {omission.detail}")
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
             logger.warning(f"Stream '{row.stream}': more rows are sent without a value; only their counts are reported from now on.")
+
+    def note(self, line: str) -> None:
+        """A fact a sink wants in the summary (a target list that uses double opt-in), once."""
+        with self.lock:
+            if (logging.INFO, line) not in self.notes:
+                self.notes.append((logging.INFO, line))
 
     def resolved(self, target: str, description: str) -> None:
         self.target_lists[target] = description
@@ -200,6 +207,7 @@ class SyncReport:
             )))
         for heading, counts in sorted(self.tallies.items()):
             lines.append((info, f"{heading}: " + ", ".join(f"{what} {n:,}" for what, n in sorted(counts.items()))))
+        lines += self.notes
         lines += self.mirrors
         lines += self.verifications
         if self.requests:

@@ -4,11 +4,11 @@ Order: the configured stream's `destination_object_name` (Airbyte data activatio
 config's `streams` entry, then the stream's own name when it is a surface name, then
 `default_surface`. A stream nothing maps, or a sync mode its surface cannot honour, is a
 config_error naming the stream and the fix. A surface with per-stream options (events: the metric,
-time column, ...) checks them here too (`SurfaceSpec.prepare`), so a missing option also fails
-before any request; the route keeps what it prepared (`plan`), with the stream's primary key and
-cursor from the configured catalog. A surface whose rows are irreversible (`explicit_only`:
-profile deletions) is reached only by the first two rules, the user naming it for the stream;
-`default_surface` may not name it at all.
+time column, ...; subscriptions: the channels) checks them here too (`SurfaceSpec.prepare`), so a
+missing option also fails before any request; the route keeps what it prepared (`plan`), with the
+stream's primary key and cursor from the configured catalog. A surface whose rows are irreversible
+(`explicit_only`: profile deletions) is reached only by the first two rules, the user naming it for
+the stream; `default_surface` may not name it at all.
 
 Records and stream statuses find their route by one rule (`Routes.find`): the exact
 (namespace, name) pair, else the one configured stream of that name.
@@ -76,7 +76,7 @@ def is_replace(configured: ConfiguredAirbyteStream) -> bool:
 def _warn_replace_without_mirror(route: StreamRoute) -> None:
     mirroring = " or ".join(surface.value for surface, spec in SURFACES.items() if spec.mirrors)
     if route.spec.replace_note:
-        logger.info(f"Stream '{route.name}' asks to replace its data: {route.spec.replace_note}")
+        logger.warning(f"Stream '{route.name}' asks to replace its data: {route.spec.replace_note}")
     elif not route.spec.mirrors:
         hint = f" To make a list hold exactly a stream's rows, map it to {mirroring}." if route.spec.needs_target else ""
         logger.warning(

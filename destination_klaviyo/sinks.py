@@ -50,7 +50,7 @@ class SinkContext:
     # mirror keeps them). Off otherwise, so that a sync without a mirror keeps no such set.
     mirrors: bool = False
     # Per-stream plans from routing (`StreamRoute.plan`), by stream key: how a surface with
-    # per-stream options (events) renders that stream's rows.
+    # per-stream options (events, subscriptions) renders that stream's rows.
     plans: Mapping[tuple[Optional[str], str], Any] = field(default_factory=dict)
 
 

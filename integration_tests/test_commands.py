@@ -103,6 +103,8 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
         "list_memberships_by_profile_id": {"append", "append_dedup", "update", "soft_delete"},
         "events": {"append", "append_dedup", "update"},
         "profile_deletions": {"append", "append_dedup", "update", "soft_delete"},
+        "subscriptions": {"append", "append_dedup", "update", "soft_delete"},
+        "suppressions": {"append", "append_dedup", "update", "soft_delete"},
     }
     # A replace is not a mode on the data-activation screen (the platform sends it as generation ids):
     # each operation's schema says what a replace does there.
@@ -119,6 +121,8 @@ def test_discover_lists_each_surface_with_modes_and_matching_keys():
     assert "deletes the profiles of its rows" in descriptions["profile_deletions"]
     assert "Irreversible" in descriptions["profile_deletions"]
     assert keys["events"] == [["email"], ["phone_number"], ["external_id"]]
+    assert keys["subscriptions"] == [["email"], ["phone_number"]] and keys["suppressions"] == [["email"]]
+    assert "only if they are on it" in descriptions["subscriptions"] and "unsuppresses" in descriptions["suppressions"]
     events = next(op for op in operations if op["object_name"] == "events")
     assert "Event properties" in events["json_schema"]["properties"]["properties"]["description"]
     profiles = next(op for op in operations if op["object_name"] == "profiles")

@@ -1,6 +1,10 @@
-"""Demo: generate customer, audience and order rows, sync them with the real connector into the
-local Klaviyo emulator, and print what landed. Run it through `scripts/demo` (which sets up .venv
-first)."""
+"""Demo: generate customer, audience, order and newsletter rows, sync them with the real connector
+into the local Klaviyo emulator, and print what landed. Run it through `scripts/demo` (which sets up
+.venv first).
+
+The newsletter stream is consent (the subscriptions surface): sign-ups into the "Newsletter" list, a
+few historical, a few SMS, and two opt-outs: one of a list member, one of a stranger, which the
+unsubscribe guard refuses to send."""
 
 from __future__ import annotations
 
@@ -59,9 +63,22 @@ def generate(rows: int) -> list[dict]:
             if number % 25 == 0:
                 refund = {**order, "kind": "Refunded Order", "ordered_at": placed_at + 86_400, "reason": "damaged"}
                 messages.append(record("orders", refund))
+        if i % 400 == 7 and data.get("email"):  # a newsletter sign-up
+            signup = {"email": data["email"]}
+            if i % 1200 == 7:  # consent collected before: a historical import
+                signup["consented_at"] = "2024-03-01T10:00:00Z"
+            if data.get("phone_e164") and i % 800 == 7:  # also agreed to marketing texts
+                signup |= {"phone_e164": data["phone_e164"], "sms_marketing": True}
+            messages.append(record("newsletter", signup))
         if (i + 1) % 1000 == 0:
             messages.append(stream_state("customers", i + 1))
             messages.append(stream_state("orders", i + 1))
+    signups = [m["record"]["data"]["email"] for m in messages if m.get("record", {}).get("stream") == "newsletter"]
+    if signups:  # two opt-outs (CDC deletions): a list member, and someone never on the list
+        deleted = {"_ab_cdc_deleted_at": "2026-01-01T00:00:00Z"}
+        messages.append(record("newsletter", {"email": signups[0], **deleted}))
+        messages.append(record("newsletter", {"email": "never.subscribed@example.com", **deleted}))
+        messages.append(stream_state("newsletter", len(signups) + 2))
     return messages
 
 
@@ -83,12 +100,21 @@ def main() -> int:
                 "value_field": "total",
                 "value_currency": "EUR",
             },
+            {
+                "stream": "newsletter",
+                "surface": "subscriptions",
+                "target": "Newsletter",
+                "channels": ["email_marketing"],
+            },
         ],
     }
     orders = configured_stream("orders", "append")
     orders["primary_key"] = [["order_id"], ["kind"]]  # the default unique id: one event per order and kind
     configured = catalog(
-        configured_stream("customers", "append_dedup"), configured_stream("audiences", "append"), orders
+        configured_stream("customers", "append_dedup"),
+        configured_stream("audiences", "append"),
+        orders,
+        configured_stream("newsletter", "append"),
     )
     messages = generate(args.rows)
 
@@ -107,7 +133,7 @@ def main() -> int:
 
     states = run.states
     print(
-        f"write: {args.rows} customer rows (+ audience and order rows) in {elapsed:.1f}s; "
+        f"write: {args.rows} customer rows (+ audience, order and newsletter rows) in {elapsed:.1f}s; "
         f"{len(states)} state messages echoed, last cursor "
         f"{states[-1]['stream']['stream_state']['cursor'] if states else None}"
     )
@@ -115,6 +141,8 @@ def main() -> int:
         shown = ("accepted bulk import job", "Created Klaviyo list", "Bulk Create Events")
         if "summary" in line.lower() or any(text in line for text in shown):
             print("  connector:", line)
+        elif "(not_a_list_member)" in line:
+            print("  connector:", line[:160] + " ...")
     for control in run.of_type("CONTROL"):
         registry = control["control"]["connectorConfig"]["config"].get("target_registry")
         print(f"  connector: config update for Airbyte to store (key masked): target_registry={registry}")
@@ -126,6 +154,18 @@ def main() -> int:
     for item in landed["lists"]:
         members = len(landed["memberships"].get(item["id"], []))
         print(f"Klaviyo list {item['id']} '{item['name']}': {members} members")
+    consent = landed["consent"]
+    def subscribed(channel: str) -> list[str]:
+        return [pid for pid, channels in consent.items() if channels.get(channel, {}).get("consent") == "SUBSCRIBED"]
+
+    email_subscribed, sms = subscribed("email.marketing"), subscribed("sms.marketing")
+    historical = [p for p in email_subscribed if consent[p]["email.marketing"]["consent_timestamp"].startswith("2024-03-01")]
+    print(
+        f"Consent: {len(email_subscribed)} profiles subscribed to email marketing ({len(historical)} as historical "
+        f"imports, consented 2024-03-01), {len(sms)} to SMS marketing; "
+        f"{sum(len(v) for v in landed['list_unsubscribes'].values())} unsubscribed from the Newsletter list; "
+        f"{len(landed['global_unsubscribes'])} unsubscribed globally"
+    )
     events = landed["events"]
     requests = len(landed["event_jobs"])
     print(f"Klaviyo emulator now holds {len(events)} events from {requests} Bulk Create Events requests:")

@@ -24,7 +24,14 @@ def test_spec_fields_match_the_config_model():
     assert PROPS["api_revision"]["default"] == "2026-04-15"
     assert PROPS["target_field"]["default"] == "list"
     assert PROPS["manage_lists"]["default"] is True and PROPS["dry_run"]["default"] is False
-    surfaces = ["profiles", "list_memberships", "list_memberships_by_profile_id", "events"]
+    surfaces = [
+        "profiles",
+        "list_memberships",
+        "list_memberships_by_profile_id",
+        "events",
+        "subscriptions",
+        "suppressions",
+    ]
     # profile_deletions is explicit-only: a `streams` entry may name it, `default_surface` never.
     assert PROPS["default_surface"]["enum"] == surfaces
     assert PROPS["streams"]["items"]["properties"]["surface"]["enum"] == surfaces + ["profile_deletions"]
@@ -40,6 +47,8 @@ def test_spec_fields_match_the_config_model():
         "value_field",
         "value_currency",
         "backfill",
+        "channels",
+        "allow_global_unsubscribe",
     }
     assert set(items) == set(StreamMapping.model_fields)
     for name, field in StreamMapping.model_fields.items():

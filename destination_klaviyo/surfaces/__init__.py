@@ -16,6 +16,8 @@ from destination_klaviyo.surfaces import (
     list_memberships_by_profile_id,
     profile_deletions,
     profiles,
+    subscriptions,
+    suppressions,
 )
 from destination_klaviyo.surfaces.base import Surface, SurfaceSpec
 
@@ -26,6 +28,8 @@ SURFACES: dict[Surface, SurfaceSpec] = {
         list_memberships.SPEC,
         list_memberships_by_profile_id.SPEC,
         events.SPEC,
+        subscriptions.SPEC,
+        suppressions.SPEC,
         profile_deletions.SPEC,
     )
 }
@@ -50,8 +54,16 @@ def all_supported_modes() -> list[DestinationSyncMode]:
 
 
 def removing_surfaces() -> list[str]:
-    """The surfaces that remove list members, for messages that point users at them."""
-    return [surface.value for surface, spec in SURFACES.items() if spec.removes and spec.needs_target]
+    """The surfaces whose deletion rows remove list members, for messages that point users at them.
+
+    The consent surfaces carry out deletion rows too, but an unsubscribe is not a way to take someone
+    off a list, so they are never suggested for it.
+    """
+    return [
+        surface.value
+        for surface, spec in SURFACES.items()
+        if spec.removes and spec.needs_target and not spec.changes_consent
+    ]
 
 
 __all__ = [

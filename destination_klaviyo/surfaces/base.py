@@ -3,10 +3,10 @@
 A `SurfaceSpec` holds each per-surface fact in one place: the sync modes it honours, whether a
 deletion row (`_ab_cdc_deleted_at`, `soft_delete`) is carried out or refused, whether a replace
 mirrors, whether rows go to a list target, the scopes its requests need, its discover schema and
-matching keys, how to build its sink, whether only an explicit mapping may reach it, and
-(optionally) how it checks a stream's per-stream options at routing time and what `check` asks
-Klaviyo to prove the key may write to it. `writer`, `routing`, `discover`, `destination` and `spec`
-read these fields; none of them names a surface.
+matching keys, how to build its sink, whether only an explicit mapping may reach it, whether it
+changes consent, and (optionally) how it checks a stream's per-stream options at routing time and
+what `check` asks Klaviyo to prove the key may write to it. `writer`, `routing`, `discover`,
+`destination` and `spec` read these fields; none of them names a surface.
 """
 
 from __future__ import annotations
@@ -28,7 +28,17 @@ class Surface(str, Enum):
     LIST_MEMBERSHIPS = "list_memberships"
     LIST_MEMBERSHIPS_BY_PROFILE_ID = "list_memberships_by_profile_id"
     EVENTS = "events"
+    SUBSCRIPTIONS = "subscriptions"
+    SUPPRESSIONS = "suppressions"
     PROFILE_DELETIONS = "profile_deletions"
+
+
+class ConsentChannel(str, Enum):
+    """The consent channels the `subscriptions` surface sets: a per-stream option and a row column each."""
+
+    EMAIL_MARKETING = "email_marketing"
+    SMS_MARKETING = "sms_marketing"
+    SMS_TRANSACTIONAL = "sms_transactional"
 
 
 UPSERT_MODES: tuple[DestinationSyncMode, ...] = (
@@ -67,3 +77,6 @@ class SurfaceSpec:
     # What a replace does on a surface that does not mirror, when that is not "nothing is removed"
     # (discover's schema description and the routing log say it instead of the generic warning).
     replace_note: Optional[str] = None
+    # Its rows change consent (subscribe, unsubscribe, suppress): never suggested as a way to remove
+    # list members, and documented for marketers.
+    changes_consent: bool = False
