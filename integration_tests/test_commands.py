@@ -160,7 +160,7 @@ def test_check_discover_and_write_read_their_files_once_so_pipes_work(emulator):
     operations = discover.of_type("DESTINATION_CATALOG")[0]["destination_catalog"]["operations"]
     # The list surfaces' schemas name the configured target column, not the default `list`.
     list_surfaces = {surface.value for surface, spec in SURFACES.items() if spec.needs_target}
-    assert list_surfaces == {"list_memberships", "list_memberships_by_profile_id"}
+    assert list_surfaces == {"list_memberships", "list_memberships_by_profile_id", "subscriptions"}
     for op in operations:
         columns = op["json_schema"]["properties"]
         assert "list" not in columns, op["object_name"]
