@@ -238,6 +238,23 @@ ACTIONS = {
     "remove": ("profile", "removed from the list", "would be removed from the list"),
     "superseded": ("row", "overtaken by a later row of the same profile", "would be overtaken by a later row of the same profile"),
     "not in Klaviyo": ("row", "named someone not in Klaviyo (nothing to remove)", "would name someone not in Klaviyo"),
+    "subscribe": ("profile", "subscribed into the list", "would be subscribed into the list"),
+    "subscribe (historical import)": (
+        "profile",
+        "subscribed into the list as a historical import (consent collected earlier)",
+        "would be subscribed into the list as a historical import (consent collected earlier)",
+    ),
+    "unsubscribe": ("profile", "unsubscribed from the list", "would be unsubscribed from the list"),
+    "unsubscribe globally (not on the list)": (
+        "profile",
+        "unsubscribed from everything (not on the list; allow_global_unsubscribe)",
+        "would be unsubscribed from everything (not on the list; allow_global_unsubscribe)",
+    ),
+    "already unsubscribed (nothing sent)": (
+        "row",
+        "already unsubscribed (nothing sent)",
+        "already unsubscribed (nothing would be sent)",
+    ),
 }
 # The summary names at most this many refused targets: a target column gone wrong may hold thousands.
 MAX_NAMED_REFUSED_TARGETS = 20

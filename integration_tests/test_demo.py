@@ -21,7 +21,7 @@ def test_the_demo_prints_what_the_readme_says():
     # The README's list, in its order: each is the first line of the output that shows it.
     shown = [
         "check: SUCCEEDED",
-        "write: 2000 customer rows (+ audience and order rows) in ",
+        "write: 2000 customer rows (+ audience, order and newsletter rows) in ",
         "  connector: Created Klaviyo list 'VIP customers'",
         "  connector: Klaviyo accepted ",
         "  connector: Sync summary: ",
@@ -34,7 +34,7 @@ def test_the_demo_prints_what_the_readme_says():
     ]
     positions = [next(i for i, line in enumerate(out) if line.startswith(start)) for start in shown]
     assert positions == sorted(positions), list(zip(shown, positions))
-    assert any("state messages echoed, last cursor 2000" in line for line in out)
+    assert any("state messages echoed, last cursor of customers 2000" in line for line in out)
     assert any(line.startswith("  job ") and "profiles" in line for line in out)
     # The generated rows without an identifier show up as rejected rows in the summary.
     assert any("Sync summary: Stream 'customers': 3 rows rejected (missing_identifier: 3)" in line for line in out), out

@@ -191,7 +191,7 @@ def test_subscribe_email_and_sms_into_managed_lists(emulator):
     assert state["global_unsubscribes"] == [] and bodies(state, UNSUB) == []
     (echoed,) = run.states
     assert echoed["destinationStats"] == {"recordCount": 56.0, "rejectedRecordCount": 1.0}
-    assert f"Target 'Newsletter' -> list {newsletter} (created): subscribe 55" in summary(run)
+    assert f"Target 'Newsletter' (Klaviyo list {newsletter}, created by this sync): 55 profiles subscribed into the list." in summary(run)
 
 
 def test_historical_import_with_consented_at_and_a_double_opt_in_list(emulator):
@@ -230,8 +230,8 @@ def test_historical_import_with_consented_at_and_a_double_opt_in_list(emulator):
     assert all("consented_at" not in p["subscriptions"]["email"]["marketing"] for p in profiles_in(plain))
     assert any("uses double opt-in" in line and list_id in line for line in run.logs)
     assert (
-        f"Target 'Double' -> list {list_id} (list_mappings): subscribe 3, subscribe (historical import) 3"
-        in summary(run)
+        f"Target 'Double' (Klaviyo list {list_id}, mapped in list_mappings): 3 profiles subscribed into the list, "
+        "3 profiles subscribed into the list as a historical import (consent collected earlier)." in summary(run)
     )
 
 
@@ -319,8 +319,8 @@ def test_with_allow_global_unsubscribe_non_members_are_unsubscribed_everywhere_a
     ) == ["UNSUBSCRIBE"]
     assert rejections(run) == []
     assert (
-        f"Target 'Newsletter' -> list {list_id} (list_mappings): unsubscribe 1, unsubscribe globally (not on the list) 2"
-        in summary(run)
+        f"Target 'Newsletter' (Klaviyo list {list_id}, mapped in list_mappings): 1 profile unsubscribed from the list, "
+        "2 profiles unsubscribed from everything (not on the list; allow_global_unsubscribe)." in summary(run)
     )
     assert any("not on list" in line and "globally" in line for line in run.logs if not line.startswith("Sync summary"))
 
@@ -397,10 +397,14 @@ def test_dry_run_plans_consent_changes_with_lookups_and_changes_nothing(emulator
     assert run.states == [] and run.of_type("CONTROL") == []
     plan = summary(run, "Dry run plan")
     assert (
-        f"Target 'Newsletter' -> list {list_id} (lookup): subscribe 2, unsubscribe 1, "
-        "unsubscribe globally (not on the list) 1" in plan
+        f"Target 'Newsletter' (Klaviyo list {list_id}, found by its name): 2 profiles would be subscribed into the "
+        "list, 1 profile would be unsubscribed from the list, 1 profile would be unsubscribed from everything "
+        "(not on the list; allow_global_unsubscribe)." in plan
     )
-    assert "Target 'Brand new' -> a new list (dry run: would create it): subscribe 1" in plan
+    assert (
+        "Target 'Brand new' (no such list yet: a real sync would create it): 1 profile would be subscribed into the list."
+        in plan
+    )
     assert "Suppressions: suppress 1" in plan
     assert any("(not_a_list_member: 1)" in line and "Stream 'consent'" in line for line in plan)
     assert any("would unsubscribe 1 person(s)" in line for line in run.logs)
@@ -455,7 +459,7 @@ def test_a_fault_run_ends_exactly_right(emulator):
     assert [c for s, c in cursors if s == "consent"] == [500, 1_000, 1_500, 1_531]
     assert [c for s, c in cursors if s == "blocked"] == [160]
     assert [line.split("(", 1)[1].split(")")[0] for line in rejections(run)] == ["not_a_list_member"]
-    assert f"Target 'Newsletter' -> list {list_id} (list_mappings): subscribe 1500, unsubscribe 30" in summary(run)
+    assert f"Target 'Newsletter' (Klaviyo list {list_id}, mapped in list_mappings): 1,500 profiles subscribed into the list, 30 profiles unsubscribed from the list." in summary(run)
 
 
 UNSUBSCRIBE_FAULTS = {  # the fault, and whether the first sync must stop
@@ -528,8 +532,9 @@ def test_syncing_the_same_opt_outs_again_sends_nothing_and_rejects_nobody(emulat
     assert again.returncode == 0, again.stdout[-3000:]
     assert [r for r in emulator.requests_since(before) if r["method"] in MUTATING] == []
     assert rejections(again) == []
-    assert f"Target 'Newsletter' -> list {list_id} (list_mappings): already unsubscribed (nothing sent) 4" in summary(
-        again
+    assert (
+        f"Target 'Newsletter' (Klaviyo list {list_id}, mapped in list_mappings): 4 rows already unsubscribed (nothing sent)."
+        in summary(again)
     )
     assert len(emulator.state()["global_unsubscribes"]) == 1  # the seed's own
 

@@ -132,10 +132,11 @@ def main() -> int:
         landed = emulator.state()
 
     states = run.states
+    customers = [s for s in states if s["stream"]["stream_descriptor"]["name"] == "customers"]
     print(
         f"write: {args.rows} customer rows (+ audience, order and newsletter rows) in {elapsed:.1f}s; "
-        f"{len(states)} state messages echoed, last cursor "
-        f"{states[-1]['stream']['stream_state']['cursor'] if states else None}"
+        f"{len(states)} state messages echoed, last cursor of customers "
+        f"{customers[-1]['stream']['stream_state']['cursor'] if customers else None}"
     )
     for line in run.logs:
         shown = ("accepted bulk import job", "Created Klaviyo list", "Bulk Create Events")
