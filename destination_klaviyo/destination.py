@@ -44,6 +44,8 @@ logger = logging.getLogger("airbyte")
 
 SPEC_PATH = Path(__file__).with_name("spec.json")
 DOCUMENTATION_URL = "https://docs.airbyte.com/integrations/destinations/klaviyo"
+# `check` answers a person waiting in the UI: one retry, and no wait past this, whatever Retry-After says.
+CHECK_RETRY_BUDGET_SECONDS = 10.0
 
 
 class DestinationKlaviyo(Destination):
@@ -73,6 +75,7 @@ class DestinationKlaviyo(Destination):
                 retries=1,
                 backoff_factor=0.5,
                 timeout=(10.0, 30.0),
+                retry_budget_seconds=CHECK_RETRY_BUDGET_SECONDS,
             )
         except AirbyteTracedException as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)
@@ -118,6 +121,7 @@ class DestinationKlaviyo(Destination):
             config.private_api_key.get_secret_value(),
             config.api_revision,
             timeout=(10.0, float(config.request_timeout_seconds)),
+            retry_budget_seconds=float(config.retry_budget_seconds),
         )
 
     # -- command line ---------------------------------------------------------------------------

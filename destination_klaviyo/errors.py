@@ -110,8 +110,10 @@ def _classify_api_error(exc: KlaviyoApiError) -> tuple[FailureType, str]:
         )
     if exc.status == 429 or exc.status >= 500:
         return FailureType.transient_error, (
-            f"Klaviyo kept answering {exc.status} to {exc.method} {exc.path} after retries ({details}). "
-            "This is usually temporary: the sync can be retried; rows after the last checkpoint are resent."
+            f"Klaviyo kept answering {exc.status} to {exc.method} {exc.path} after retries for the whole retry "
+            f"budget (`retry_budget_seconds`) ({details}). This is usually temporary: the sync can be retried; "
+            "rows after the last checkpoint are resent. If other apps often use up the account's rate limits "
+            "for longer, raise `retry_budget_seconds`."
         )
     return FailureType.system_error, f"Klaviyo answered {exc.status} to {exc.method} {exc.path}: {details}"
 

@@ -109,10 +109,25 @@ def test_list_create_that_fails_after_taking_effect_makes_one_list(emulator):
     assert [item["name"] for item in emulator.state()["lists"]] == ["Only once"]
 
 
+def test_throttling_for_a_minute_is_ridden_out(emulator):
+    # Another app spends the account's budget for a minute: 429 with Retry-After: 4, fifteen times.
+    # The default retry budget (10 minutes from the first failure) waits it out; no row is lost.
+    emulator.fault(method="POST", path=BULK, status=429, retry_after=4, count=15)
+    config = {**CONFIG, "max_requests_in_flight": 1}
+    run = run_connector("write", config=config, catalog=CATALOG, stdin=lines(rows(1_000)), origin=emulator.url)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert not run.traces
+    assert emulator.state()["faults"] == []  # every one of the fifteen 429s was answered
+    statuses = [r["status"] for r in emulator.state()["requests"] if r["path"] == BULK]
+    assert statuses == [429] * 15 + [202]
+    assert_exactly_delivered(emulator, 1_000, run)
+
+
 def test_persistent_throttling_is_a_transient_error_with_no_state_past_delivered_rows(emulator):
-    # Retry-After: 1 keeps the retries quick; after them the sync stops as transient (Airbyte retries it).
+    # A small retry budget keeps this quick; once it is spent the sync stops as transient (Airbyte retries it).
     emulator.fault(method="POST", path=BULK, status=429, retry_after=1, count=100, skip=1)
-    run = run_connector("write", config=CONFIG, catalog=CATALOG, stdin=lines(rows(6_000)), origin=emulator.url)
+    config = {**CONFIG, "retry_budget_seconds": 4}
+    run = run_connector("write", config=config, catalog=CATALOG, stdin=lines(rows(6_000)), origin=emulator.url)
     assert run.returncode != 0
     (trace,) = run.traces
     assert trace["error"]["failure_type"] == "transient_error"
