@@ -20,7 +20,7 @@ from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, as_traced, config_error, system_error
 from destination_klaviyo.mirror import MirrorPlan
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rendering import Rejection, target_problem
 from destination_klaviyo.report import Progress, SyncReport
 from destination_klaviyo.routing import Routes, StreamRoute
 from destination_klaviyo.sinks import SinkContext, SinkPool
@@ -68,14 +68,16 @@ class KlaviyoWriter:
             self.sinks.context.client.close()
 
     # -- records ----------------------------------------------------------------------------------
-    def _route(self, record: dict[str, Any]) -> StreamRoute:
+    def _route(self, record: Any) -> StreamRoute:
+        if not isinstance(record, dict):
+            raise system_error("Received a RECORD message whose `record` is not a JSON object.")
         name = record.get("stream") or ""
         route = self.routes.find(record.get("namespace"), name)
         if route is None:
             raise system_error(f"Received a record of stream '{name}', which is not in the configured catalog.")
         return route
 
-    def _accept_record(self, record: dict[str, Any]) -> None:
+    def _accept_record(self, record: Any) -> None:
         route = self._route(record)
         row = Entry(self.ledger.next_record(route.key), route.name, self.report.received(route.name), route.key)
         data = record.get("data")
@@ -96,6 +98,8 @@ class KlaviyoWriter:
         target = list_id = None
         if route.spec.needs_target:
             found = self.targets.target_of(route, data)
+            if not isinstance(found, Rejection):
+                found = target_problem(self.config.target_field, found) or found
             if isinstance(found, Rejection):
                 self.report.rejected(row, found)
                 return

@@ -22,6 +22,7 @@ from destination_klaviyo.rendering import (
     Rendered,
     identifiers,
     profile_attributes,
+    render_row,
     serialize,
 )
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
@@ -110,7 +111,9 @@ class BulkImportSink(Sink):
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         assert not remove, "bulk import surfaces never remove; the writer refuses deletion rows for them"
-        rendered = render_profile(data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns)
+        rendered = render_row(
+            render_profile, data, accept_profile_id=self.accept_profile_id, excluded_columns=self.excluded_columns
+        )
         if isinstance(rendered, Rejection):
             self.report.rejected(row, rendered)
             return
