@@ -12,8 +12,9 @@ import gc
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Mapping
+from typing import Any, Iterable, Iterator, List, Mapping, Optional
 
 from airbyte_cdk.destinations import Destination
 from airbyte_cdk.exception_handler import init_uncaught_exception_handler
@@ -36,6 +37,7 @@ from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUn
 from destination_klaviyo.config import KlaviyoConfig, parse_config
 from destination_klaviyo.discover import discover_message
 from destination_klaviyo.errors import explain
+from destination_klaviyo.inbox import Inbox
 from destination_klaviyo.protocol import dumps, message_to_dict, read_messages
 from destination_klaviyo.surfaces import all_supported_modes, surface_names
 from destination_klaviyo.writer import KlaviyoWriter
@@ -104,11 +106,12 @@ class DestinationKlaviyo(Destination):
         self,
         config: Mapping[str, Any],
         configured_catalog: ConfiguredAirbyteCatalog,
-        messages: Iterable[dict[str, Any]],
+        messages: Iterable[Optional[dict[str, Any]]],
+        wakeup: Optional[threading.Event] = None,
     ) -> Iterator[dict[str, Any]]:
         parsed = parse_config(config)
         writer = KlaviyoWriter(
-            parsed, configured_catalog, client_factory=lambda: self._client(parsed), raw_config=config
+            parsed, configured_catalog, client_factory=lambda: self._client(parsed), raw_config=config, wakeup=wakeup
         )
         try:
             yield from writer.write(messages)
@@ -166,9 +169,14 @@ class DestinationKlaviyo(Destination):
             return
         api_origin()  # a malformed KLAVIYO_API_ORIGIN fails here, before stdin is read
         catalog = ConfiguredAirbyteCatalogSerializer.load(json.loads(Path(parsed_args.catalog).read_text()))
-        # Bytes straight to orjson (which checks UTF-8 itself): no decoding into a str per line.
-        for message in self.write_raw(config, catalog, read_messages(sys.stdin.buffer)):
-            yield dumps(message)
+        # Bytes straight to orjson (which checks UTF-8 itself): no decoding into a str per line. A
+        # thread reads stdin (inbox.py) so that states go out while the input is quiet.
+        inbox = Inbox(sys.stdin.buffer)
+        try:
+            for message in self.write_raw(config, catalog, read_messages(inbox), wakeup=inbox.wakeup):
+                yield dumps(message)
+        finally:
+            inbox.close()
 
     def run(self, args: List[str]) -> None:
         # Everything allocated by start-up (the CDK's models, serializers) lives for the whole run:
@@ -180,4 +188,5 @@ class DestinationKlaviyo(Destination):
         parsed_args = self.parse_args(args)
         with PRINT_BUFFER:
             for line in self.run_cmd_lines(parsed_args):
-                print(line)
+                # The buffer only flushes on a later write: a state must not wait in it for one.
+                print(line, flush=True)

@@ -11,6 +11,7 @@ message):
   and the list id when the sink that sent it knows them);
 - 400 on the `revision` header: the configured `api_revision` (config_error);
 - 429, 5xx and unreachable, once retries are spent: transient_error (Airbyte retries the sync);
+- SIGTERM (`StopRequested`): transient_error, so a stopped sync is retried, never taken as done;
 - anything else from Klaviyo: system_error quoting Klaviyo's error id, code and detail, with
   quoted values redacted because they can be personal data.
 
@@ -58,6 +59,10 @@ class MissingList(Exception):
         super().__init__(f"list {list_id} of target {target} does not exist")
         self.list_id = list_id
         self.target = target
+
+
+class StopRequested(Exception):
+    """The platform (or Kubernetes) asked the connector to stop with SIGTERM (stopping.py)."""
 
 
 def is_missing_list(exc: KlaviyoApiError) -> bool:
@@ -129,6 +134,11 @@ def classify(exc: BaseException) -> tuple[FailureType, str]:
         )
     if isinstance(exc, KlaviyoApiError):
         return _classify_api_error(exc)
+    if isinstance(exc, StopRequested):
+        return FailureType.transient_error, (
+            "The sync was stopped by SIGTERM (Airbyte cancelled it, or the machine it ran on is shutting down). "
+            "States of the rows Klaviyo had accepted were echoed; the next attempt resumes from the last one."
+        )
     if isinstance(exc, MissingList):
         return FailureType.config_error, (
             f"Klaviyo list {exc.list_id} (target '{exc.target}') does not exist (404). {_STALE_LIST_FIX}"

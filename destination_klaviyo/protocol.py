@@ -47,8 +47,14 @@ def _parse(line: bytes | str) -> Any:
         return None
 
 
-def read_messages(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(lines, start=1):
+def read_messages(lines: Iterable[bytes | str | None]) -> Iterator[dict[str, Any] | None]:
+    """The messages of `lines`; a None (the inbox woke with no line) is passed on as None."""
+    number = 0
+    for line in lines:
+        if line is None:
+            yield None
+            continue
+        number += 1
         if not line.strip():
             continue
         message = _parse(line)

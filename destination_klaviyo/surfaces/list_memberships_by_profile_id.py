@@ -19,7 +19,7 @@ from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.rendering import PROFILE_ID_COLUMN, Rejection, Rendered, identifiers, invalid_text, render_row
-from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
+from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext, accepted
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
 
 MAX_PROFILES_PER_RELATIONSHIP_REQUEST = 1_000
@@ -124,7 +124,7 @@ class RelationshipSink(Sink):
             return
         batch, ids, riders = pending.batch, pending.queued, [e for rows in pending.riders.values() for e in rows]
         pending.batch, pending.ids, pending.queued, pending.riders = new_relationship_batch(), [], set(), {}
-        pending.sent = [(sent_ids, f) for sent_ids, f in pending.sent if not f.done() or f.exception() is not None]
+        pending.sent = [(sent_ids, f) for sent_ids, f in pending.sent if not accepted(f)]
         pending.sent.append((ids, self.submit(batch, pending.request, riders)))
 
     def _send(self, body: bytes, *, remove: bool) -> str:
