@@ -48,9 +48,10 @@ class Inbox:
 
     # -- the reader thread ------------------------------------------------------------------------
     def _read(self) -> None:
-        read = getattr(self.stream, "read1", self.stream.read)
         end = _End()
         try:
+            # read1: whatever the pipe holds, up to CHUNK_BYTES, in one system call
+            read = self.stream.read1 if hasattr(self.stream, "read1") else self.stream.read
             while not self._closed:
                 chunk = read(CHUNK_BYTES)
                 if not chunk:
@@ -72,14 +73,18 @@ class Inbox:
 
     # -- the main thread --------------------------------------------------------------------------
     def _take(self) -> Any:
-        """The next chunk, an _End, or None if none came before a wake-up or IDLE_SECONDS."""
+        """The next chunk, an _End, or None if none came before a wake-up or IDLE_SECONDS.
+
+        A wake-up set while the main thread was busy is not lost: it is answered with a None at
+        once (the caller then looks at what finished, which costs little if nothing did)."""
         chunks = self._chunks
         if not chunks:
+            if not self.wakeup.is_set():
+                self._waiting = True
+                if not chunks:
+                    self.wakeup.wait(IDLE_SECONDS)
+                self._waiting = False
             self.wakeup.clear()
-            self._waiting = True
-            if not chunks:
-                self.wakeup.wait(IDLE_SECONDS)
-            self._waiting = False
             if not chunks:
                 return None
         chunk = chunks.popleft()
