@@ -130,7 +130,9 @@ def invalid_text(column: str, value: str) -> Optional[Rejection]:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return Rejection("invalid_text", f"column '{column}' holds text that is not valid Unicode (a lone UTF-16 surrogate)")
+        return Rejection(
+            "invalid_text", f"column '{column}' holds text that is not valid Unicode (a lone UTF-16 surrogate)"
+        )
     return None
 
 

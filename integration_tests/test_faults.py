@@ -10,9 +10,11 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from integration_tests.harness import (
     CONNECTOR,
@@ -303,3 +305,22 @@ def test_states_go_out_while_the_input_is_quiet_and_sigterm_ends_the_wait_for_mo
     assert trace["error"]["failure_type"] == "transient_error"
     assert [s["stream"]["stream_state"]["cursor"] for s in run.states] == list(range(500, LAST_STATE_BEFORE_THE_THIRD_JOB + 1, 500))
     assert len(jobs_by_first_row(emulator)) == 2  # the open batch was not sent on the way out
+
+
+def test_sigterm_while_the_main_thread_is_stuck_in_a_list_lookup_still_ends_the_process():
+    # A list lookup runs on the main thread and cannot be interrupted; the watchdog ends the process.
+    with EmulatorProcess() as emulator:
+        emulator.fault(method="GET", path="/api/lists", delay_seconds=120, status=503, count=1)
+        config = {**CONFIG, "default_surface": "list_memberships", "request_timeout_seconds": 300}
+        with LiveConnector(config, CATALOG, emulator.url) as connector:
+            connector.send(lines([record("customers", {"email": "a@example.com", "list": "Held"})]))
+            deadline = time.monotonic() + 60
+            while requests.get(f"{emulator.url}/__emulator__/faults", timeout=10).json()["faults"] and time.monotonic() < deadline:
+                time.sleep(0.1)  # until the lookup is being held
+            connector.process.send_signal(signal.SIGTERM)
+            code = connector.wait(timeout=60)  # the held lookup alone would take two minutes
+        run = connector.run
+        assert code == 143
+        (trace,) = run.traces
+        assert "SIGTERM" in trace["error"]["message"]
+        assert any("after SIGTERM; exiting now" in log for log in run.logs)

@@ -99,8 +99,8 @@ def line(message: dict[str, Any]) -> str:
 
 
 def state(cursor: int) -> dict[str, Any]:
-    descriptor = {"name": STREAM}
-    return {"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": descriptor, "stream_state": {"cursor": cursor}}}}
+    stream = {"stream_descriptor": {"name": STREAM}, "stream_state": {"cursor": cursor}}
+    return {"type": "STATE", "state": {"type": "STREAM", "stream": stream}}
 
 
 def messages(rows: list[dict[str, Any]]) -> str:
