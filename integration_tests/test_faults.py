@@ -1,8 +1,10 @@
 """Faults Klaviyo (or the network) throws at a sync, injected in the emulator.
 
 Every scenario must end with every valid row present exactly as sent, no duplicate list, states in
-order and none ahead of its data. Backoff sleeps make these a few seconds each; no test asserts on
-time.
+order and none ahead of its data. Backoff sleeps make these a few seconds each (one rides out a
+minute of 429s). No test asserts on time: when a state must come out while a request is still
+retrying, the test checks the order of stdout lines; SIGTERM scenarios wait for the exit with a
+generous guard (a connector that waited out the held request would take minutes).
 """
 
 import json
