@@ -5,9 +5,12 @@ and the bundled emulator) can point it elsewhere; the user's config never can, s
 send the private key to another host.
 
 Transient failures (429, 5xx, timeouts, dropped connections) are retried by urllib3's `Retry`
-(exponential backoff with jitter, honouring `Retry-After` and Klaviyo's `RateLimit-Reset`), within
-a bounded total time per request. Before each request a client-side limiter holds the call to the
-endpoint's published rates (endpoints.py), so that 429s stay rare.
+(exponential backoff with jitter, honouring `Retry-After` and Klaviyo's `RateLimit-Reset`) for as
+long as the request's retry budget lasts: time, not a count of attempts, is the rule, because what
+a sync must ride out is a period (another app spending the account's rate limit for a minute, a
+deploy at Klaviyo), and a count turns a `Retry-After: 1` into a give-up after nine seconds. Before
+each request a client-side limiter holds the call to the endpoint's published rates
+(endpoints.py), so that 429s stay rare.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import orjson
 import requests
 from pyrate_limiter import BucketFactory, Duration, InMemoryBucket, Limiter, Rate, RateItem, TimeClock
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from destination_klaviyo import __version__
@@ -33,8 +37,8 @@ JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 # A single Retry-After longer than this is not waited out inside one request (the daily list cap).
 MAX_RETRY_AFTER_SECONDS = 300
-# Retries of one request stop once this long has passed since its first failure.
-MAX_RETRY_SECONDS = 600.0
+# Retries of one request stop once this long has passed since its first failure (`retry_budget_seconds`).
+DEFAULT_RETRY_BUDGET_SECONDS = 600.0
 # Profile reads: `page[size]` is at most 100 (spec). An `any()` filter list: the spec gives no
 # maximum for profiles, but says "Max of 100" for the any() lists it does bound; 100 is safe.
 MAX_PAGE_SIZE = 100
@@ -44,28 +48,42 @@ IDENTIFIER_FIELDS = "email,phone_number,external_id"
 
 
 class KlaviyoRetry(Retry):
-    """urllib3's Retry, bounded in total time, and reading Klaviyo's RateLimit-Reset when there is
-    no Retry-After."""
+    """urllib3's Retry bounded by time since the request's first failure, not by a count of attempts,
+    and reading Klaviyo's RateLimit-Reset when there is no Retry-After.
+
+    A wait (a backoff or what the server asked for) never runs past the budget: it is cut short at
+    the budget's end for one last attempt, after which the request gives up.
+    """
 
     def __init__(
-        self, *args: Any, first_failure: Optional[float] = None, max_seconds: float = MAX_RETRY_SECONDS, **kwargs: Any
+        self,
+        *args: Any,
+        first_failure: Optional[float] = None,
+        budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.first_failure = first_failure
-        self.max_seconds = max_seconds
+        self.budget_seconds = budget_seconds
 
     def new(self, **kwargs: Any) -> "KlaviyoRetry":
         kwargs.setdefault("first_failure", self.first_failure or time.monotonic())
-        kwargs.setdefault("max_seconds", self.max_seconds)
+        kwargs.setdefault("budget_seconds", self.budget_seconds)
         return super().new(**kwargs)  # type: ignore[return-value]
 
+    def remaining_seconds(self) -> float:
+        if self.first_failure is None:
+            return self.budget_seconds
+        return self.first_failure + self.budget_seconds - time.monotonic()
+
     def is_exhausted(self) -> bool:
-        if self.first_failure is not None and time.monotonic() - self.first_failure > self.max_seconds:
-            return True
-        return super().is_exhausted()
+        return self.remaining_seconds() <= 0 or super().is_exhausted()
 
     def get_retry_after(self, response: Any) -> Optional[float]:
-        retry_after = super().get_retry_after(response)
+        try:
+            retry_after = super().get_retry_after(response)
+        except InvalidHeader:  # a malformed Retry-After is ignored, not a reason to fail the request
+            retry_after = None
         if retry_after is None:
             reset = response.headers.get("RateLimit-Reset")
             if reset is not None:
@@ -74,6 +92,14 @@ class KlaviyoRetry(Retry):
                 except ValueError:
                     retry_after = None
         return retry_after
+
+    def sleep(self, response: Any = None) -> None:
+        wait = self.get_retry_after(response) if self.respect_retry_after_header and response is not None else None
+        if not wait:
+            wait = self.get_backoff_time()
+        wait = min(wait, self.remaining_seconds())
+        if wait > 0:
+            time.sleep(wait)
 
 
 def api_origin() -> str:
@@ -182,12 +208,14 @@ class KlaviyoClient:
         api_revision: str,
         *,
         origin: Optional[str] = None,
-        retries: int = 8,
+        retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
+        retries: Optional[int] = None,
         backoff_factor: float = 1.0,
         timeout: tuple[float, float] = (10.0, 120.0),
-        max_retry_seconds: float = MAX_RETRY_SECONDS,
         rate_limit: bool = True,
     ) -> None:
+        """`retry_budget_seconds` bounds the retries of each request; `retries` can also cap their
+        number (`check`, which must answer quickly, uses one)."""
         self.origin = origin or api_origin()
         self.timeout = timeout
         self.limiter = _limiter() if rate_limit else None
@@ -215,7 +243,7 @@ class KlaviyoClient:
             respect_retry_after_header=True,
             retry_after_max=MAX_RETRY_AFTER_SECONDS,
             raise_on_status=False,
-            max_seconds=max_retry_seconds,
+            budget_seconds=retry_budget_seconds,
         )
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
         self.session.mount("http://", adapter)

@@ -12,6 +12,7 @@ import gc
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional
 
@@ -36,6 +37,7 @@ from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUn
 from destination_klaviyo.config import KlaviyoConfig, parse_config
 from destination_klaviyo.discover import discover_message
 from destination_klaviyo.errors import config_error, explain
+from destination_klaviyo.inbox import Inbox
 from destination_klaviyo.protocol import dumps, message_to_dict, read_messages
 from destination_klaviyo.surfaces import SURFACES, SurfaceSpec, all_supported_modes, default_surface_names, surface_names
 from destination_klaviyo.writer import KlaviyoWriter
@@ -44,6 +46,8 @@ logger = logging.getLogger("airbyte")
 
 SPEC_PATH = Path(__file__).with_name("spec.json")
 DOCUMENTATION_URL = "https://docs.airbyte.com/integrations/destinations/klaviyo"
+# `check` answers a person waiting in the UI: one retry, and no wait past this, whatever Retry-After says.
+CHECK_RETRY_BUDGET_SECONDS = 10.0
 
 # Read scopes `check` can test with a read of one item. A write scope cannot be tested without
 # writing, so those are only named.
@@ -120,6 +124,7 @@ class DestinationKlaviyo(Destination):
                 retries=1,
                 backoff_factor=0.5,
                 timeout=(10.0, 30.0),
+                retry_budget_seconds=CHECK_RETRY_BUDGET_SECONDS,
             )
         except AirbyteTracedException as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=exc.message)
@@ -157,11 +162,12 @@ class DestinationKlaviyo(Destination):
         self,
         config: Mapping[str, Any],
         configured_catalog: ConfiguredAirbyteCatalog,
-        messages: Iterable[dict[str, Any]],
+        messages: Iterable[Optional[dict[str, Any]]],
+        wakeup: Optional[threading.Event] = None,
     ) -> Iterator[dict[str, Any]]:
         parsed = parse_config(config)
         writer = KlaviyoWriter(
-            parsed, configured_catalog, client_factory=lambda: self._client(parsed), raw_config=config
+            parsed, configured_catalog, client_factory=lambda: self._client(parsed), raw_config=config, wakeup=wakeup
         )
         try:
             yield from writer.write(messages)
@@ -174,6 +180,7 @@ class DestinationKlaviyo(Destination):
             config.private_api_key.get_secret_value(),
             config.api_revision,
             timeout=(10.0, float(config.request_timeout_seconds)),
+            retry_budget_seconds=float(config.retry_budget_seconds),
         )
 
     # -- command line ---------------------------------------------------------------------------
@@ -221,9 +228,14 @@ class DestinationKlaviyo(Destination):
             return
         api_origin()  # a malformed KLAVIYO_API_ORIGIN fails here, before stdin is read
         catalog = read_catalog_file(parsed_args.catalog)
-        # Bytes straight to orjson (which checks UTF-8 itself): no decoding into a str per line.
-        for message in self.write_raw(config, catalog, read_messages(sys.stdin.buffer)):
-            yield dumps(message)
+        # Bytes straight to orjson (which checks UTF-8 itself): no decoding into a str per line. A
+        # thread reads stdin (inbox.py) so that states go out while the input is quiet.
+        inbox = Inbox(sys.stdin.buffer)
+        try:
+            for message in self.write_raw(config, catalog, read_messages(inbox), wakeup=inbox.wakeup):
+                yield dumps(message)
+        finally:
+            inbox.close()
 
     def run(self, args: List[str]) -> None:
         # Everything allocated by start-up (the CDK's models, serializers) lives for the whole run:
@@ -237,7 +249,9 @@ class DestinationKlaviyo(Destination):
             for line in self.run_cmd_lines(parsed_args):
                 # One write per line: worker threads log through the same buffer, and a line written
                 # in two parts (`print`'s text, then its newline) could have a log line land in between.
+                # Flushed at once: the buffer only flushes on a later write, and a state must not wait.
                 sys.stdout.write(line + "\n")
+                sys.stdout.flush()
 
 
 def _connection_failed(message: str) -> AirbyteMessage:

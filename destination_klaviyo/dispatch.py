@@ -4,47 +4,74 @@ Klaviyo's rate limits, not our loop, should set the pace: a 5 MB bulk job takes 
 to upload and be accepted, and one-at-a-time submission would reach a fraction of the 150 jobs a
 minute Klaviyo allows. The client-side limiter (client.py) keeps the concurrent workers within the
 published rates. A failure on a worker is raised on the main thread at the next check.
+
+Handing over a batch never blocks: the pool queues it until a worker is free. The writer keeps
+that queue short (`backlogged`) by waiting in its own loop, one completion at a time (`wait`),
+so that it can echo the states each completion frees instead of sitting inside a sink until
+every request in flight is done. Every completion sets `wakeup`, the one event the main thread
+sleeps on (input arriving and SIGTERM set it too).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Optional
 
 
 class Dispatcher:
-    """Runs deliveries on up to `max_in_flight` worker threads and hands their failures back."""
+    """Runs deliveries on up to `max_in_flight` worker threads, wakes the main thread as each one
+    finishes, and hands their failures back."""
 
-    def __init__(self, max_in_flight: int) -> None:
+    def __init__(self, max_in_flight: int, wakeup: Optional[threading.Event] = None) -> None:
         self.max_in_flight = max_in_flight
         self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="klaviyo-request")
         self.futures: deque[Future[None]] = deque()
+        self.wakeup = wakeup if wakeup is not None else threading.Event()
         # Bumped by worker threads as jobs finish: lets the main thread skip re-checking states
         # and errors while nothing has changed (reading it needs no lock; a lost increment would
         # hold states back, so bumping it takes one).
         self.finished_count = 0
+        self.submitted_count = 0
+        self.started_count = 0  # jobs a worker has picked up; the rest wait in the pool's queue
         self._count_lock = threading.Lock()
 
     def submit(self, job: Callable[[], None]) -> Future[None]:
-        """Run `job` on a worker, first waiting for a free slot (which bounds memory, too)."""
-        self.raise_errors()
-        while len(running := self.running()) >= self.max_in_flight:
-            wait(running, return_when=FIRST_COMPLETED)
-            self.raise_errors()
-        future = self.pool.submit(job)
+        """Queue `job` for a worker and return at once; `backlogged` tells whether it waits for one."""
+        self.submitted_count += 1
+        future = self.pool.submit(self._run, job)
         future.add_done_callback(self._count_completion)
         self.futures.append(future)
         return future
 
+    def _run(self, job: Callable[[], None]) -> None:
+        with self._count_lock:
+            self.started_count += 1
+        job()
+
+    def backlogged(self) -> bool:
+        """Whether a submitted job still waits for a free worker (the caller should wait before adding more)."""
+        return self.submitted_count > self.started_count
+
     def running(self) -> list[Future[None]]:
-        """The jobs not finished yet."""
+        """The jobs not finished yet (started or queued)."""
         return [f for f in self.futures if not f.done()]
 
     def _count_completion(self, _: Future[None]) -> None:
         with self._count_lock:
             self.finished_count += 1
+        self.wakeup.set()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Return once a job finished after `finished_count` was `seen`, or `wakeup` was set, or after `timeout`.
+
+        Read `seen` before checking what you wait for: a job that finishes in between is then noticed.
+        """
+        self.wakeup.clear()
+        if self.finished_count != seen:
+            return
+        self.wakeup.wait(timeout)
 
     def raise_errors(self) -> None:
         """Forget finished jobs; re-raise the first failure among them."""
@@ -55,17 +82,14 @@ class Dispatcher:
             self.futures.remove(future)
 
     def drain(self) -> None:
-        """Wait for every job; raise the first failure."""
+        """Wait for every job; raise the first failure (the writer waits in its own loop instead)."""
         for future in list(self.futures):
             future.result()
         self.raise_errors()
 
-    def settle(self) -> None:
-        """Wait for every job, without raising: used on the way out of a failed sync."""
-        wait(list(self.futures))
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Shut the workers down; without `wait`, leave requests still retrying to the process's exit."""
+        self.pool.shutdown(wait=wait, cancel_futures=True)
 
     def in_flight_count(self) -> int:
         """Jobs not finished yet, for the progress thread: it copies the queue (one C call, which the

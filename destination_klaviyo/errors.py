@@ -12,6 +12,7 @@ message):
 - bulk import jobs Klaviyo had not finished in time, which removals must follow: transient_error;
 - 400 on the `revision` header: the configured `api_revision` (config_error);
 - 429, 5xx and unreachable, once retries are spent: transient_error (Airbyte retries the sync);
+- SIGTERM (`StopRequested`): transient_error, so a stopped sync is retried, never taken as done;
 - anything else from Klaviyo: system_error quoting Klaviyo's error id, code and detail, with
   quoted values redacted because they can be personal data.
 
@@ -68,6 +69,8 @@ class ImportsPending(Exception):
         super().__init__(f"{len(job_ids)} bulk import job(s) still running after {waited_seconds:.0f}s")
         self.job_ids = job_ids
         self.waited_seconds = waited_seconds
+class StopRequested(Exception):
+    """The platform (or Kubernetes) asked the connector to stop with SIGTERM (stopping.py)."""
 
 
 def is_missing_list(exc: KlaviyoApiError) -> bool:
@@ -120,8 +123,10 @@ def _classify_api_error(exc: KlaviyoApiError) -> tuple[FailureType, str]:
         )
     if exc.status == 429 or exc.status >= 500:
         return FailureType.transient_error, (
-            f"Klaviyo kept answering {exc.status} to {exc.method} {exc.path} after retries ({details}). "
-            "This is usually temporary: the sync can be retried; rows after the last checkpoint are resent."
+            f"Klaviyo kept answering {exc.status} to {exc.method} {exc.path} after retries for the whole retry "
+            f"budget (`retry_budget_seconds`) ({details}). This is usually temporary: the sync can be retried; "
+            "rows after the last checkpoint are resent. If other apps often use up the account's rate limits "
+            "for longer, raise `retry_budget_seconds`."
         )
     return FailureType.system_error, f"Klaviyo answered {exc.status} to {exc.method} {exc.path}: {details}"
 
@@ -143,6 +148,11 @@ def classify(exc: BaseException) -> tuple[FailureType, str]:
             f"{exc.waited_seconds:.0f}s ({', '.join(exc.job_ids[:5])}), so the list removals that follow them were "
             "not sent: a removal sent before its import is processed would be undone by it. Rows after the last "
             "checkpoint are sent again when the sync is retried."
+        )
+    if isinstance(exc, StopRequested):
+        return FailureType.transient_error, (
+            "The sync was stopped by SIGTERM (Airbyte cancelled it, or the machine it ran on is shutting down). "
+            "States of the rows Klaviyo had accepted were echoed; the next attempt resumes from the last one."
         )
     if isinstance(exc, MissingList):
         return FailureType.config_error, (

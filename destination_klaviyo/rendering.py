@@ -21,15 +21,24 @@ number must be *valid* for its region, not merely possible: validity checks the 
 Klaviyo stores a number no one can text. A row whose phone is unusable but that has another
 identifier is sent without the phone, and the caller is told (`Identifiers.dropped`), unless
 `strict_phone` asks for such rows to be rejected.
+
+Rendering is total: no row can raise out of it, because a row that raised would fail every retry
+of the sync the same way, forever. Nesting is bounded (MAX_DEPTH, checked while nulls are
+stripped, so no value can exhaust the stack); what JSON or Klaviyo cannot carry (NaN, Infinity,
+lone UTF-16 surrogates, integers beyond 64 bits) is found after the one serialization, only when
+it failed or wrote a null, so clean rows pay nothing for it; and `render_row` turns anything else
+a surface's renderer raises into a rejection of that row (`unrenderable`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import traceback
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Union
 
 import orjson
 import phonenumbers
@@ -64,6 +73,11 @@ E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 PHONE_PUNCTUATION = re.compile(r"[\s().\-]")
 
 
+# Klaviyo documents no nesting limit for profile properties. 32 levels hold any real document (a
+# Shopify order is 5 or 6 deep) and stay far from orjson's 255 and Python's recursion limit.
+MAX_DEPTH = 32
+
+
 @dataclass(frozen=True)
 class Rejection:
     """Why a record was not sent. `detail` names columns, never values: rows hold personal data.
@@ -76,6 +90,11 @@ class Rejection:
     detail: str
     hint: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        # A column name can itself hold a lone surrogate; the log line naming it must still be writable.
+        if not self.detail.isascii():
+            object.__setattr__(self, "detail", printable(self.detail))
+
 
 @dataclass(frozen=True)
 class Omission:
@@ -83,6 +102,11 @@ class Omission:
 
     code: str
     detail: str
+
+    def __post_init__(self) -> None:
+        # A column name can itself hold a lone surrogate; the log line naming it must still be writable.
+        if not self.detail.isascii():
+            object.__setattr__(self, "detail", printable(self.detail))
 
 
 @dataclass(frozen=True)
@@ -117,19 +141,59 @@ class Identifiers(dict[str, Any]):
     dropped: Optional[Omission] = None
 
 
+def printable(text: str) -> str:
+    """`text` with anything UTF-8 cannot encode (lone surrogates) written as a backslash escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 _CONTAINERS = (dict, list)
 
 
-def strip_nulls(value: Any) -> Any:
+class TooDeep(Exception):
+    """A value nests objects and arrays deeper than MAX_DEPTH."""
+
+
+def strip_nulls(value: Any, levels: int = MAX_DEPTH) -> Any:
     """Drop nulls at every depth: members of objects and items of arrays.
 
+    Raises TooDeep for a value nested more than `levels` deep, before the stack could run out.
     Written for the hot path: scalars (most values) are not passed through a call.
     """
     if isinstance(value, dict):
-        return {k: strip_nulls(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items() if v is not None}
+        if levels <= 0:
+            raise TooDeep
+        levels -= 1
+        return {
+            k: strip_nulls(v, levels) if isinstance(v, _CONTAINERS) else v for k, v in value.items() if v is not None
+        }
     if isinstance(value, list):
-        return [strip_nulls(v) if isinstance(v, _CONTAINERS) else v for v in value if v is not None]
+        if levels <= 0:
+            raise TooDeep
+        levels -= 1
+        return [strip_nulls(v, levels) if isinstance(v, _CONTAINERS) else v for v in value if v is not None]
     return value
+
+
+def _stripped(column: str, value: Any) -> Any:
+    """`strip_nulls(value)`, or the rejection of a column nested deeper than MAX_DEPTH."""
+    try:
+        return strip_nulls(value)
+    except TooDeep:
+        return Rejection("too_deep", f"column '{column}' nests objects or arrays deeper than {MAX_DEPTH} levels")
+
+
+def invalid_text(column: str, value: str) -> Optional[Rejection]:
+    """The rejection of text that is not valid Unicode (a lone UTF-16 surrogate, which JSON
+    parsers accept from `\\ud800` escapes but no UTF-8 encoder can write), else None."""
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return Rejection(
+            "invalid_text", f"column '{column}' holds text that is not valid Unicode (a lone UTF-16 surrogate)"
+        )
+    return None
 
 
 def _json_default(value: Any) -> Any:
@@ -141,16 +205,79 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, Decimal):
-        return not value.is_finite()
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_non_finite(v) for v in value)
-    return False
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1  # the integers orjson (and most JSON readers) carry exactly
+
+
+# A target is looked up by name in a request URL (`filter=equals(name,"...")`); percent-encoded, a
+# longer name could pass the 8 KB request line most servers and proxies accept.
+MAX_TARGET_CHARS = 500
+
+
+def target_problem(column: str, target: str) -> Optional[Rejection]:
+    """Why a row's target (a list name) cannot be looked up or created, else None."""
+    if len(target) > MAX_TARGET_CHARS:
+        return Rejection("invalid_target", f"column '{column}' is longer than {MAX_TARGET_CHARS} characters")
+    return invalid_text(column, target)
+
+
+def _value_problem(value: Any) -> Optional[tuple[str, str]]:
+    """(code, what is wrong) for the first thing in `value` that JSON or Klaviyo cannot carry, or None.
+
+    Iterative, with its own bound: it also runs on values that failed to serialize."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if invalid_text("", item):
+                return "invalid_text", "holds text that is not valid Unicode (a lone UTF-16 surrogate)"
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not _INT64_MIN <= item <= _UINT64_MAX:
+                return "invalid_value", "holds a whole number beyond 64 bits"
+        elif isinstance(item, (float, Decimal)):
+            if not (math.isfinite(item) if isinstance(item, float) else item.is_finite()):
+                return "invalid_value", "holds a number JSON cannot carry (NaN or Infinity)"
+        elif isinstance(item, (dict, list, tuple, set, frozenset)):
+            if depth >= MAX_DEPTH:
+                return "too_deep", f"nests objects or arrays deeper than {MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        return "invalid_value", "has a member name that is not text"
+                    if invalid_text("", key):
+                        return "invalid_text", "has a member name that is not valid Unicode (a lone UTF-16 surrogate)"
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
+    return None
+
+
+def _sent_columns(resource: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """A rendered resource's values, each under the name of the column (or `properties` key) it came from."""
+    if "id" in resource:
+        yield PROFILE_ID_COLUMN, resource["id"]
+    attributes = resource.get("attributes")
+    if isinstance(attributes, Mapping):
+        for key, value in attributes.items():
+            if key == "properties" and isinstance(value, Mapping):
+                yield from value.items()
+            else:
+                yield key, value
+    for key, value in resource.items():
+        if key not in ("id", "attributes", "type"):
+            yield key, value
+
+
+def _unsendable(resource: Mapping[str, Any]) -> Optional[Rejection]:
+    """The rejection naming the column that JSON or Klaviyo cannot carry, or None."""
+    for column, value in _sent_columns(resource):
+        if not isinstance(column, str) or invalid_text("", column):
+            return Rejection("invalid_text", f"column '{column}' has a name that is not valid Unicode")
+        problem = _value_problem(value)
+        if problem is not None:
+            return Rejection(problem[0], f"column '{column}' {problem[1]}")
+    return None
 
 
 def _as_text(column: str, value: Any, allow_numbers: bool) -> Union[str, Rejection]:
@@ -307,7 +434,7 @@ def _attribute(column: str, value: Any) -> Union[Any, Rejection]:
             if isinstance(item, (dict, list, bool)):
                 return Rejection("invalid_value", f"column 'location' key '{key}' must be a string or a number")
         return cleaned
-    return strip_nulls(value)
+    return _stripped(column, value)
 
 
 # What a column is, decided once per column name instead of per row (rows of a stream share names).
@@ -361,7 +488,11 @@ def _split_columns(
         if kind is _SKIP:
             continue
         if kind is _PROPERTY:
-            others[column] = strip_nulls(value) if isinstance(value, _CONTAINERS) else value
+            if isinstance(value, _CONTAINERS):
+                value = _stripped(column, value)
+                if value.__class__ is Rejection:
+                    return value  # type: ignore[no-any-return]
+            others[column] = value
         elif kind is _TEXT and value.__class__ is str:
             attributes[column] = value
         elif kind is _LOCATION:
@@ -441,16 +572,36 @@ def _has_long_string(value: Any, max_bytes: int) -> bool:
 
 
 def serialize(resource: dict[str, Any], max_bytes: int, what: str) -> Rendered:
-    """The resource as compact JSON, unless it holds NaN/Infinity or is over `max_bytes`."""
-    body = orjson.dumps(resource, default=_json_default)
-    # orjson writes NaN and Infinity as null; nulls were stripped, so a null here is one of those.
-    if b"null" in body and _has_non_finite(resource):
-        return Rejection("invalid_value", "record has a number JSON cannot carry (NaN or Infinity)")
+    """The resource as compact JSON, unless it is over `max_bytes` or holds something JSON or
+    Klaviyo cannot carry (NaN, Infinity, a lone surrogate, an integer beyond 64 bits)."""
+    try:
+        body = orjson.dumps(resource, default=_json_default)
+    except orjson.JSONEncodeError:
+        return _unsendable(resource) or Rejection("invalid_value", f"the {what} could not be written as JSON")
     if len(body) > max_bytes:
         return Rejection(
             f"{what}_too_large",
             f"rendered {what} is {len(body)} bytes; Klaviyo accepts at most {max_bytes} bytes per {what}",
         )
+    # orjson writes NaN and Infinity as null; nulls were stripped, so a null here is one of those
+    # (or the word inside a string). Checked after the size, so a huge row is not walked for it.
+    if b"null" in body:
+        problem = _unsendable(resource)
+        if problem is not None:
+            return problem
     return body
 
 
+def render_row(render: Callable[..., Rendered], data: Mapping[str, Any], **options: Any) -> Rendered:
+    """`render(data, **options)`, with any exception it raises turned into a rejection of the row.
+
+    The rules above give every known problem its own code; this is the net under them. A row that
+    raised out of rendering would stop the sync, and every retry of it, at the same row. The
+    detail names the exception type and where it was raised, never a value.
+    """
+    try:
+        return render(data, **options)
+    except Exception as exc:  # noqa: BLE001 - a bug or an input nobody foresaw: that row, not the sync
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+        return Rejection("unrenderable", f"the row could not be rendered ({type(exc).__name__}{where})")

@@ -71,6 +71,11 @@ class Pointers:
     rows: re.Pattern[str]
 
 
+def accepted(future: Future[None]) -> bool:
+    """Whether a delivery finished and Klaviyo took it; a failed or cancelled one stays pending for good."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 def rejected_items(exc: KlaviyoApiError, size: int, pointer: re.Pattern[str]) -> dict[int, Rejection]:
     """Items a 400 points at; empty when the error is about the request as a whole."""
     if exc.status != 400 or not exc.errors:
@@ -124,7 +129,7 @@ class Sink(ABC):
 
     def lowest_pending_seq(self) -> Optional[int]:
         """Smallest sequence number buffered or in flight and not yet accepted by Klaviyo, or None."""
-        self.inflight = [(seq, f) for seq, f in self.inflight if not f.done() or f.exception() is not None]
+        self.inflight = [(seq, f) for seq, f in self.inflight if not accepted(f)]
         seqs = [seq for seq, _ in self.inflight]
         seqs += [seq for seq in (b.first_seq() for b in self.open_batches()) if seq is not None]
         return min(seqs) if seqs else None

@@ -27,7 +27,7 @@ from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUn
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.errors import config_error, transient_error
 from destination_klaviyo.registry import registry_update_message
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rendering import Rejection, target_problem
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import StreamRoute
 from destination_klaviyo.state import StreamKey
@@ -91,7 +91,10 @@ class TargetResolver:
         target = value.strip() if value.__class__ is str else ""
         if not target:
             return Rejection("invalid_target", f"column '{self.config.target_field}' must be a non-empty list name")
-        return target
+        if target in self.resolved:
+            return target
+        # A name that cannot be looked up or created (too long, lone surrogates) would fail the sync.
+        return target_problem(self.config.target_field, target) or target
 
     def _log_default(self, route: StreamRoute) -> None:
         self.defaulted.add(route.key)

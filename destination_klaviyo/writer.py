@@ -1,16 +1,22 @@
 """The `write` command's message loop: rows to sinks, states out once their rows are in, mirror last.
 
 Batches keep filling across state messages (a state does not force a tiny job); a state is echoed
-as soon as every row before it has been accepted. States also force a flush when they have waited
+as soon as every row before it has been accepted, whatever else is still in flight: the loop never
+waits for requests inside a sink, but in its own waits, one completion at a time, echoing the
+states each completion frees (while reading, when the input is quiet, at the end of input, and
+while a failing request is still being retried). States also force a flush when they have waited
 longer than STATE_MAX_WAIT_SECONDS, so a slow trickle of rows cannot hold the source's progress
 back for the whole sync. On failure, rows already accepted keep their states; nothing after the
-failure point is acknowledged, and no mirror removal runs.
+failure point is acknowledged, and no mirror removal runs. On SIGTERM (stopping.py) the loop stops
+reading, echoes what is safe within a few seconds, and stops.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Iterator, Mapping
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, DestinationSyncMode
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -19,7 +25,7 @@ from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
-from destination_klaviyo.errors import ImportsPending, MissingList, as_traced, config_error, system_error
+from destination_klaviyo.errors import ImportsPending, MissingList, StopRequested, as_traced, config_error, system_error
 from destination_klaviyo.mirror import MirrorPlan
 from destination_klaviyo.progress import Progress, ProgressSample
 from destination_klaviyo.rendering import PhoneRules, Rejection
@@ -27,13 +33,16 @@ from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import Routes, StreamRoute
 from destination_klaviyo.sinks import SinkContext, SinkPool
 from destination_klaviyo.state import StateLedger
+from destination_klaviyo.stopping import STOP_WAIT_SECONDS, StopSignal
 from destination_klaviyo.surfaces import removing_surfaces
 from destination_klaviyo.targets import TargetResolver
 
 logger = logging.getLogger("airbyte")
 
-STATE_MAX_WAIT_SECONDS = 60.0  # with no request in flight; see _write
+STATE_MAX_WAIT_SECONDS = 60.0  # with no request in flight; see _flush_for_waiting_states
 CDC_DELETED_AT = "_ab_cdc_deleted_at"
+# Waits for a request wake up on its completion; this only bounds how late a lost wake-up is noticed.
+WAIT_SLICE_SECONDS = 0.5
 
 
 class KlaviyoWriter:
@@ -45,7 +54,10 @@ class KlaviyoWriter:
         catalog: ConfiguredAirbyteCatalog,
         client_factory: Callable[[], KlaviyoClient],
         raw_config: Mapping[str, Any],
+        wakeup: Optional[threading.Event] = None,
     ) -> None:
+        """`wakeup` is the event the main thread sleeps on; pass the input's (inbox.py) so that a
+        line arriving, a request finishing and SIGTERM all wake the same loop."""
         # Routing first: an unmapped stream or unsupported mode fails before any client exists.
         self.routes = Routes(config, catalog)
         self.config = config
@@ -53,7 +65,8 @@ class KlaviyoWriter:
         self.ledger = StateLedger()
         self.report = SyncReport(dry_run=config.dry_run, on_rejected=self.ledger.count_rejected)
         self.targets = TargetResolver(config, raw_config, client, self.report)
-        dispatcher = Dispatcher(config.max_requests_in_flight)
+        dispatcher = Dispatcher(config.max_requests_in_flight, wakeup)
+        self.stop = StopSignal(dispatcher.wakeup)
         self.sinks = SinkPool(
             SinkContext(
                 client,
@@ -76,19 +89,23 @@ class KlaviyoWriter:
             )
 
     def close(self) -> None:
-        self.sinks.dispatcher.close()
+        self.stop.uninstall()
+        # After SIGTERM, requests still retrying are left to the process's exit, not waited for.
+        self.sinks.dispatcher.close(wait=not self.stop.requested)
         if self.sinks.context.client is not None:
             self.sinks.context.client.close()
 
     # -- records ----------------------------------------------------------------------------------
-    def _route(self, record: dict[str, Any]) -> StreamRoute:
+    def _route(self, record: Any) -> StreamRoute:
+        if not isinstance(record, dict):
+            raise system_error("Received a RECORD message whose `record` is not a JSON object.")
         name = record.get("stream") or ""
         route = self.routes.find(record.get("namespace"), name)
         if route is None:
             raise system_error(f"Received a record of stream '{name}', which is not in the configured catalog.")
         return route
 
-    def _accept_record(self, record: dict[str, Any]) -> None:
+    def _accept_record(self, record: Any) -> None:
         route = self._route(record)
         row = Entry(self.ledger.next_record(route.key), route.name, self.report.received(route.name), route.key)
         data = record.get("data")
@@ -132,37 +149,82 @@ class KlaviyoWriter:
     # -- states -----------------------------------------------------------------------------------
     def _released_states(self, *, every_time: bool = False) -> Iterator[dict[str, Any]]:
         """States whose rows are all in. Checked only when something changed, unless `every_time`
-        (at the end of input, where a missed change would hold the last states back for good)."""
+        (at the end of input, where a missed change would hold the last states back for good).
+        A request that failed is raised here, on the main thread."""
         dispatcher = self.sinks.dispatcher
         if not self.ledger.may_release(dispatcher.finished_count) and not every_time:
             return
         dispatcher.raise_errors()
+        yield from self._safe_states()
+
+    def _safe_states(self) -> Iterator[dict[str, Any]]:
+        """The states whose rows are all accepted, without raising (a failed request stays pending)."""
         if not self.config.dry_run and self.ledger.pending_count():
             yield from self.ledger.release(self.sinks.lowest_pending_seq())
 
+    def _waiting(
+        self, busy: Callable[[], bool], release: Callable[[], Iterator[dict[str, Any]]], *, stoppable: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """Wait while `busy()`, one completion at a time, echoing the states each completion frees:
+        a slow or retrying request holds back only the states that need its rows.
+
+        On SIGTERM a `stoppable` wait raises StopRequested; any other wait goes on for at most
+        STOP_WAIT_SECONDS after the signal."""
+        dispatcher, stop = self.sinks.dispatcher, self.stop
+        while True:
+            seen = dispatcher.finished_count
+            if not busy():
+                return
+            timeout = WAIT_SLICE_SECONDS
+            if stop.requested:
+                if stoppable:
+                    raise StopRequested()
+                timeout = min(timeout, stop.requested_at + STOP_WAIT_SECONDS - time.monotonic())
+                if timeout <= 0:
+                    return
+            dispatcher.wait(seen, timeout)
+            yield from release()
+
+    def _in_flight(self) -> bool:
+        return bool(self.sinks.dispatcher.running())
+
     def _after_failure(self, flush: bool) -> Iterator[dict[str, Any]]:
-        """Let requests in flight finish, then echo the states whose rows all got in."""
+        """Let requests in flight finish, echoing the states whose rows all got in as they do."""
         try:
             if flush:
                 self.sinks.flush()
         except Exception as flush_exc:  # the original error is the one to report
             logger.error(f"Could not deliver buffered rows after the failure: {type(flush_exc).__name__}")
-        self.sinks.dispatcher.settle()
-        if not self.config.dry_run:
-            yield from self.ledger.release(self.sinks.lowest_pending_seq())
+        yield from self._waiting(self._in_flight, self._safe_states, stoppable=False)
+        yield from self._safe_states()
+
+    def _after_stop(self) -> Iterator[dict[str, Any]]:
+        """SIGTERM: read no further; give requests in flight a few seconds, echoing what they free."""
+        logger.warning(
+            f"Received SIGTERM: stopping. Requests in flight get {STOP_WAIT_SECONDS:.0f} s to finish; the states of "
+            "rows Klaviyo accepted are echoed, the rest is resent by the next attempt."
+        )
+        yield from self._waiting(self._in_flight, self._safe_states, stoppable=False)
+        yield from self._safe_states()
 
     # -- the loop ---------------------------------------------------------------------------------
-    def write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def write(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+        """Process `messages`; a None in them means "no message, but look around" (inbox.py)."""
         self.progress.start()
+        self.stop.install()
         try:
             yield from self._write_and_report(messages)
         finally:
             self.progress.stop()
 
-    def _write_and_report(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _write_and_report(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
         prefix = "Dry run plan" if self.config.dry_run else "Sync summary"
         try:
             yield from self._write(messages)
+        except StopRequested:
+            yield from self._after_stop()
+            self._log_summary(f"{prefix} (stopped by SIGTERM)", failed=True)
+            raise
         except (KlaviyoApiError, KlaviyoUnreachable, MissingList, ImportsPending) as exc:
             # Klaviyo refused or is unreachable: send nothing more, but commit what is already in.
             yield from self._after_failure(flush=False)
@@ -180,6 +242,7 @@ class KlaviyoWriter:
             )
         else:
             self.sinks.finish()
+        self.stop.check()  # a SIGTERM during the last steps: everything is in, but the platform asked to stop
         # Good rows are in and their states emitted; now fail loudly if something needs a look.
         failure = self._mirror_refused() or self._too_many_rejected()
         self._log_summary(f"{prefix} (failed)" if failure else prefix, failed=failure is not None)
@@ -206,28 +269,38 @@ class KlaviyoWriter:
             )
         return None
 
-    def _write(self, messages: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _write(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+        dispatcher = self.sinks.dispatcher
+        stop = self.stop
         for message in messages:
+            if message is None or stop.requested:
+                # Woken with no message (a request finished, SIGTERM, a quiet second), or stopping.
+                stop.check()
+                self._flush_for_waiting_states()
+                yield from self._released_states()
+                continue
             kind = message["type"]
             if kind == "RECORD":
                 self._accept_record(message.get("record") or {})
                 if self.targets.outbox:
                     yield from self.targets.take_messages()
                 yield from self._released_states()
+                if dispatcher.backlogged():  # a batch waits for a worker: wait here, not in the sink
+                    yield from self._waiting(dispatcher.backlogged, self._released_states)
             elif kind == "STATE":
                 self.ledger.add_state(message)
-                if self.ledger.oldest_wait_seconds() > STATE_MAX_WAIT_SECONDS and not self.sinks.dispatcher.running():
-                    # A slow trickle of rows: send the partial batches holding the state back. While
-                    # requests are in flight the state waits for Klaviyo's pace, and flushing would
-                    # only spend the 150-jobs-a-minute budget on partial jobs.
-                    self.sinks.flush()
+                self._flush_for_waiting_states()
                 yield from self._released_states()
+                if dispatcher.backlogged():
+                    yield from self._waiting(dispatcher.backlogged, self._released_states)
             elif kind == "TRACE" and (message.get("trace") or {}).get("type") == "STREAM_STATUS":
                 self._stream_status(message["trace"])
             # LOG, other TRACE and CONTROL messages from the source need no action here.
         self.input_finished = True
         self.sinks.flush()
-        self.sinks.dispatcher.drain()
+        # Wait for the first completion, release, repeat: a request still retrying holds back only
+        # the states after its rows.
+        yield from self._waiting(self._in_flight, self._released_states)
         yield from self._released_states(every_time=True)
         self.mirror.run(
             self.sinks.context.client,
@@ -238,6 +311,13 @@ class KlaviyoWriter:
             max_removal_share=self.config.mirror_max_removal_share,
         )
         yield from self.targets.take_messages()
+
+    def _flush_for_waiting_states(self) -> None:
+        """A slow trickle of rows: send the partial batches holding a state back once it has waited
+        STATE_MAX_WAIT_SECONDS. While requests are in flight the state waits for Klaviyo's pace, and
+        flushing would only spend the 150-jobs-a-minute budget on partial jobs."""
+        if self.ledger.oldest_wait_seconds() > STATE_MAX_WAIT_SECONDS and not self.sinks.dispatcher.running():
+            self.sinks.flush()
 
     def _progress_sample(self) -> ProgressSample:
         """Called from the progress thread: reads, never changes."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -166,6 +169,93 @@ def run_connector(
     if leaked(key, done.stdout, done.stderr):
         raise AssertionError(f"the connector printed the configured API key (command {command})")
     return Run(done.returncode, done.stdout, done.stderr)
+
+
+class LiveConnector:
+    """`destination-klaviyo write` as a running process: feed stdin piece by piece, watch stdout as
+    it comes, signal it. For scenarios that act in the middle of a sync (a SIGTERM, a quiet source).
+    Every stdout line is kept; the canary check runs on exit."""
+
+    def __init__(self, config: dict[str, Any], catalog: dict[str, Any], origin: str) -> None:
+        self.config = config
+        self._tmp = tempfile.TemporaryDirectory()
+        tmp = Path(self._tmp.name)
+        (tmp / "config.json").write_text(json.dumps(config))
+        (tmp / "catalog.json").write_text(json.dumps(catalog))
+        env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_ORIGIN"}
+        env["KLAVIYO_API_ORIGIN"] = origin
+        self.process = subprocess.Popen(
+            [str(CONNECTOR), "write", "--config", str(tmp / "config.json"), "--catalog", str(tmp / "catalog.json")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp,
+        )
+        self.lines: list[str] = []
+        self._queue: "queue.Queue[Optional[str]]" = queue.Queue()
+        self._stderr: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def _pump_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self._stderr.extend(self.process.stderr)
+
+    def send(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text)
+        self.process.stdin.flush()
+
+    def close_stdin(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    def read_until(self, wanted: Any, timeout: float = 120) -> dict[str, Any]:
+        """Read stdout until a message for which `wanted(message)` is true; fail after `timeout`
+        seconds without one (a guard against a hang, not a measurement)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no such message within {timeout} s; stdout so far: {self.lines[-20:]}") from None
+            if line is None:
+                raise AssertionError(f"the connector exited first; stdout: {self.lines[-20:]}")
+            self.lines.append(line)
+            message = json.loads(line)
+            if wanted(message):
+                return message
+
+    def wait(self, timeout: float = 120) -> int:
+        """Wait for the exit (failing after `timeout`), collect the rest of stdout, run the canary."""
+        code = self.process.wait(timeout=timeout)
+        while (line := self._queue.get(timeout=30)) is not None:
+            self.lines.append(line)
+        key = str(self.config.get("private_api_key") or "")
+        if leaked(key, "".join(self.lines), "".join(self._stderr)):
+            raise AssertionError("the connector printed the configured API key")
+        return code
+
+    @property
+    def run(self) -> Run:
+        return Run(self.process.returncode, "".join(self.lines), "".join(self._stderr))
+
+    def __enter__(self) -> "LiveConnector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self._tmp.cleanup()
 
 
 def configured_stream(

@@ -44,6 +44,7 @@ def test_spec():
         "max_rejected_share",
         "verify_bulk_jobs",
         "request_timeout_seconds",
+        "retry_budget_seconds",
         "max_requests_in_flight",
         "target_registry",
         "default_phone_region",

@@ -57,11 +57,28 @@ def test_a_worker_failure_is_raised_on_the_main_thread():
         dispatcher.close()
 
 
-def test_settle_waits_without_raising():
+def test_submitting_never_waits_and_the_backlog_says_when_to():
     dispatcher = Dispatcher(1)
+    release = threading.Event()
     try:
-        future = dispatcher.submit(lambda: 1 / 0)
-        dispatcher.settle()
-        assert future.done() and isinstance(future.exception(), ZeroDivisionError)
+        first = dispatcher.submit(lambda: release.wait(timeout=5))
+        second = dispatcher.submit(lambda: None)  # returns at once, queued behind the first
+        assert dispatcher.backlogged() and not second.done()
+        seen = dispatcher.finished_count
+        release.set()
+        while dispatcher.finished_count < seen + 2:
+            dispatcher.wait(dispatcher.finished_count, timeout=5)
+        assert first.done() and second.done() and not dispatcher.backlogged()
+    finally:
+        dispatcher.close()
+
+
+def test_a_completion_sets_the_shared_wakeup_event():
+    wakeup = threading.Event()
+    dispatcher = Dispatcher(1, wakeup)
+    try:
+        dispatcher.submit(lambda: None)
+        assert wakeup.wait(timeout=30)  # set by the completion (False here would mean no wake-up at all)
+        assert dispatcher.finished_count == 1
     finally:
         dispatcher.close()

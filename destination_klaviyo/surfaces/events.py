@@ -48,6 +48,7 @@ from destination_klaviyo.rendering import (
     identifiers,
     longest_string_column,
     missing_identifier,
+    render_row,
     serialize,
 )
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
@@ -360,7 +361,7 @@ class EventSink(Sink):
         assert not remove, "events never remove; the writer refuses deletion rows for them"
         plan = self.context.plans.get(row.key)
         assert isinstance(plan, EventPlan), f"stream {row.key} was routed to events without a plan"
-        rendered = render_event(data, plan, phones=self.context.phones)
+        rendered = render_row(render_event, data, plan=plan, phones=self.context.phones)
         if isinstance(rendered, Rejection):
             self.report.rejected(row, rendered)
             return

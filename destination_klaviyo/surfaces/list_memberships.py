@@ -43,6 +43,7 @@ from destination_klaviyo.rendering import (
     Rejection,
     identifiers,
     missing_identifier,
+    render_row,
 )
 from destination_klaviyo.sinks import Request, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
@@ -115,7 +116,7 @@ class ListMembershipSink(BulkImportSink):
         self.batch.add(row, rendered)
 
     def _add_removal(self, row: Entry, data: Mapping[str, Any]) -> None:
-        found = identifiers(data, accept_profile_id=True, phones=self.context.phones)
+        found = render_row(identifiers, data, accept_profile_id=True, phones=self.context.phones)
         if isinstance(found, Rejection):
             self.report.rejected(row, found)
             return

@@ -19,12 +19,23 @@ from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.identity import Identities
-from destination_klaviyo.rendering import PROFILE_ID_COLUMN, Rejection, Rendered, identifiers, missing_identifier
-from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
+from destination_klaviyo.rendering import (
+    PROFILE_ID_COLUMN,
+    Rejection,
+    Rendered,
+    identifiers,
+    invalid_text,
+    missing_identifier,
+    render_row,
+)
+from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext, accepted
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
 
 MAX_PROFILES_PER_RELATIONSHIP_REQUEST = 1_000
 MAX_RELATIONSHIP_BODY_BYTES = 5 * 1000 * 1000
+# A reference is `{"type":"profile","id":"..."}` inside `{"data":[...]}`: an id longer than this
+# could not be sent even alone.
+MAX_PROFILE_ID_CHARS = MAX_RELATIONSHIP_BODY_BYTES - len(b'{"data":[{"type":"profile","id":""}]}')
 
 
 def new_relationship_batch() -> BodyBatch:
@@ -43,7 +54,14 @@ def render_profile_reference(data: Mapping[str, Any]) -> Rendered:
             (PROFILE_ID_COLUMN,),
             f"record has no '{PROFILE_ID_COLUMN}': list_memberships_by_profile_id matches profiles only by Klaviyo profile id",
         )
-    return orjson.dumps({"type": "profile", "id": found["id"]})
+    profile_id = found["id"]
+    if len(profile_id) > MAX_PROFILE_ID_CHARS:  # before any encoding: a huge value is not walked twice
+        return Rejection(
+            "invalid_value",
+            f"column '{PROFILE_ID_COLUMN}' is longer than one request to Klaviyo can carry "
+            f"({MAX_RELATIONSHIP_BODY_BYTES} bytes), so it cannot be a profile id",
+        )
+    return invalid_text(PROFILE_ID_COLUMN, profile_id) or orjson.dumps({"type": "profile", "id": profile_id})
 
 
 @dataclass
@@ -87,7 +105,7 @@ class RelationshipSink(Sink):
         self.added = Identities() if context.mirrors else None
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
-        rendered = render_profile_reference(data)
+        rendered = render_row(render_profile_reference, data)
         if isinstance(rendered, Rejection):
             self.report.rejected(row, rendered)
             return
@@ -118,7 +136,7 @@ class RelationshipSink(Sink):
             return
         batch, ids, riders = pending.batch, pending.queued, [e for rows in pending.riders.values() for e in rows]
         pending.batch, pending.ids, pending.queued, pending.riders = new_relationship_batch(), [], set(), {}
-        pending.sent = [(sent_ids, f) for sent_ids, f in pending.sent if not f.done() or f.exception() is not None]
+        pending.sent = [(sent_ids, f) for sent_ids, f in pending.sent if not accepted(f)]
         pending.sent.append((ids, self.submit(batch, pending.request, riders)))
 
     def _send(self, body: bytes, *, remove: bool) -> str:

@@ -46,6 +46,7 @@ from destination_klaviyo.rendering import (
     PhoneRules,
     Rejection,
     identifiers,
+    render_row,
 )
 from destination_klaviyo.sinks import Sink, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
@@ -118,7 +119,7 @@ class DeletionSink(Sink):
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         # `remove` changes nothing: every row of this surface is a request to erase.
-        chosen = deletion_identifier(data, self.context.phones)
+        chosen = render_row(deletion_identifier, data, phones=self.context.phones)
         if isinstance(chosen, Rejection):
             self.report.rejected(row, chosen)
             return

@@ -28,6 +28,7 @@ from destination_klaviyo.rendering import (
     identifiers,
     missing_identifier,
     profile_attributes,
+    render_row,
     serialize,
 )
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
@@ -135,7 +136,8 @@ class BulkImportSink(Sink):
     def render(self, row: Entry, data: Mapping[str, Any]) -> Optional[bytes]:
         """The row as a profile of the job, or None when it is rejected (reported here, as is a
         phone number left out of it)."""
-        rendered = render_profile(
+        rendered = render_row(
+            render_profile,
             data,
             accept_profile_id=self.accept_profile_id,
             excluded_columns=self.excluded_columns,

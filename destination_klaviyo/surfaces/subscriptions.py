@@ -56,7 +56,7 @@ from airbyte_cdk.models import DestinationSyncMode
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import MAX_FILTER_VALUES, KlaviyoApiError, KlaviyoUnreachable, any_filter
 from destination_klaviyo.errors import MissingList, is_missing_list
-from destination_klaviyo.rendering import DEFAULT_PHONE_RULES, PROFILE_ID_COLUMN, PhoneRules, Rejection, identifiers
+from destination_klaviyo.rendering import DEFAULT_PHONE_RULES, PROFILE_ID_COLUMN, PhoneRules, Rejection, identifiers, render_row
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, ConsentChannel, Surface, SurfaceSpec
 from destination_klaviyo.surfaces.consent import ConsentItem, Lane, PersonKey, person_keys
@@ -306,7 +306,7 @@ class SubscriptionSink(Sink):
     # -- rows -------------------------------------------------------------------------------------
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         plan = self.context.plans.get(row.key, DEFAULT_PLAN)
-        rendered = render_subscription(data, plan, remove=remove, phones=self.context.phones)
+        rendered = render_row(render_subscription, data, plan=plan, remove=remove, phones=self.context.phones)
         if isinstance(rendered, Rejection):
             self.report.rejected(row, rendered)
             return

@@ -21,7 +21,7 @@ import orjson
 from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
-from destination_klaviyo.rendering import Rejection, identifiers
+from destination_klaviyo.rendering import Rejection, identifiers, render_row
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
 from destination_klaviyo.surfaces.consent import ConsentItem, Lane, person_keys
@@ -68,7 +68,7 @@ class SuppressionSink(Sink):
         )
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
-        rendered = render_suppression_item(data)
+        rendered = render_row(render_suppression_item, data)
         if isinstance(rendered, Rejection):
             self.report.rejected(row, rendered)
             return
