@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
-from datetime import datetime, timezone
 import sys
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -51,12 +51,24 @@ class BodyBatch:
         return len(self.entries) < self.max_items and self.size + separator + len(item) <= self.max_bytes
 
     def add(self, entry: Entry, item: bytes) -> None:
-        if self.entries:
+        if not self.offer(entry, item):
+            raise ValueError("the item does not fit this batch: check `fits` first")
+
+    def offer(self, entry: Entry, item: bytes) -> bool:
+        """Add the item if it fits the batch's count and byte limits; else add nothing and say so.
+
+        One call per row on the hot path instead of `fits` then `add`."""
+        entries = self.entries
+        size = self.size + len(item) + (1 if entries else 0)
+        if size > self.max_bytes or len(entries) >= self.max_items:
+            return False
+        if entries:
             self.buffer += b","
         self.spans.append(len(self.buffer))
         self.buffer += item
-        self.entries.append(entry)
-        self.size = len(self.prefix) + len(self.buffer) + len(self.suffix)
+        entries.append(entry)
+        self.size = size
+        return True
 
     def item(self, index: int) -> bytes:
         start = self.spans[index]

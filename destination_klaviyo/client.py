@@ -329,9 +329,7 @@ class KlaviyoClient:
         """Every list whose name is exactly `name` (Klaviyo filters; we re-check), across all pages."""
         params = {"filter": f"equals(name,{quote_filter_string(name)})", "fields[list]": "name,created"}
         return [
-            item
-            for item in self._paginate("/api/lists", params)
-            if (item.get("attributes") or {}).get("name") == name
+            item for item in self._paginate("/api/lists", params) if (item.get("attributes") or {}).get("name") == name
         ]
 
     def create_list(self, name: str) -> dict[str, Any]:

@@ -75,6 +75,7 @@ class StreamMapping(BaseModel):
         return self
 
     _trim_target = field_validator("target")(trimmed_target)
+
     @model_validator(mode="after")
     def _subscription_options(self) -> "StreamMapping":
         given = [n for n in ("channels", "allow_global_unsubscribe") if getattr(self, n) not in (None, False)]

@@ -39,7 +39,13 @@ from destination_klaviyo.discover import discover_message
 from destination_klaviyo.errors import config_error, explain
 from destination_klaviyo.inbox import Inbox
 from destination_klaviyo.protocol import dumps, message_to_dict, read_messages
-from destination_klaviyo.surfaces import SURFACES, SurfaceSpec, all_supported_modes, default_surface_names, surface_names
+from destination_klaviyo.surfaces import (
+    SURFACES,
+    SurfaceSpec,
+    all_supported_modes,
+    default_surface_names,
+    surface_names,
+)
 from destination_klaviyo.writer import KlaviyoWriter
 
 logger = logging.getLogger("airbyte")

@@ -69,6 +69,8 @@ class ImportsPending(Exception):
         super().__init__(f"{len(job_ids)} bulk import job(s) still running after {waited_seconds:.0f}s")
         self.job_ids = job_ids
         self.waited_seconds = waited_seconds
+
+
 class StopRequested(Exception):
     """The platform (or Kubernetes) asked the connector to stop with SIGTERM (stopping.py)."""
 
@@ -115,7 +117,11 @@ def _classify_api_error(exc: KlaviyoApiError) -> tuple[FailureType, str]:
         )
     if is_missing_list(exc):
         list_match = _LIST_PATH.match(exc.path)
-        which = f"Klaviyo list {list_match.group(1)}" if list_match else f"The Klaviyo list of a bulk import job ({details})"
+        which = (
+            f"Klaviyo list {list_match.group(1)}"
+            if list_match
+            else f"The Klaviyo list of a bulk import job ({details})"
+        )
         return FailureType.config_error, f"{which} does not exist (404). {_STALE_LIST_FIX}"
     if exc.status == 400 and any(e.pointer == "revision" for e in exc.errors):
         return FailureType.config_error, (

@@ -68,7 +68,9 @@ class ListMirror:
 
     def describe(self) -> str:
         share = len(self.absent) / self.members if self.members else 0.0
-        return f"{len(self.absent)} of its {self.members} members ({share:.0%}) of list '{self.target}' ({self.list_id})"
+        return (
+            f"{len(self.absent)} of its {self.members} members ({share:.0%}) of list '{self.target}' ({self.list_id})"
+        )
 
 
 class MirrorPlan:

@@ -79,4 +79,3 @@ def dumps(message: dict[str, Any] | AirbyteMessage) -> str:
     except orjson.JSONEncodeError:
         # A state read by the lenient reader can hold a lone surrogate: echo it escaped, as it came.
         return json.dumps(message, separators=(",", ":"))
-

@@ -38,7 +38,7 @@ import re
 import traceback
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 import orjson
 import phonenumbers
@@ -147,6 +147,7 @@ def printable(text: str) -> str:
 
 
 _CONTAINERS = (dict, list)
+_LOCATION_SCALARS = frozenset({str, int, float})  # checked by class first: the common case needs no isinstance
 
 
 class TooDeep(Exception):
@@ -179,7 +180,11 @@ def _stripped(column: str, value: Any) -> Any:
     try:
         return strip_nulls(value)
     except TooDeep:
-        return Rejection("too_deep", f"column '{column}' nests objects or arrays deeper than {MAX_DEPTH} levels")
+        return _too_deep(column)
+
+
+def _too_deep(column: str) -> Rejection:
+    return Rejection("too_deep", f"column '{column}' nests objects or arrays deeper than {MAX_DEPTH} levels")
 
 
 def invalid_text(column: str, value: str) -> Optional[Rejection]:
@@ -297,14 +302,7 @@ _IDENTIFIERS: tuple[tuple[tuple[str, ...], str, bool], ...] = (
     (("external_id",), "external_id", True),
 )
 _PROFILE_ID: tuple[tuple[str, ...], str, bool] = ((PROFILE_ID_COLUMN,), "id", False)
-
-
-def _first_present(data: Mapping[str, Any], columns: tuple[str, ...]) -> Union[tuple[str, Any], None]:
-    for column in columns:
-        value = data.get(column)
-        if value is not None and not (value.__class__ is str and not value.strip()):
-            return column, value
-    return None
+_ID_GROUPS = _IDENTIFIERS + (_PROFILE_ID,)
 
 
 def phone_e164(text: str, region: Optional[str]) -> Optional[str]:
@@ -340,7 +338,9 @@ def _phone_rejection(column: str, rules: PhoneRules) -> Rejection:
 # because `mobile` or `user_id` may well be meant as a custom property.
 IDENTIFIER_ALIASES = {
     **dict.fromkeys(("phone", "phonee164", "phonenumbere164", "e164", "phonenum", "telephone", "tel"), "phone_number"),
-    **dict.fromkeys(("mobile", "mobilephone", "mobilenumber", "cell", "cellphone", "cellnumber", "sms"), "phone_number"),
+    **dict.fromkeys(
+        ("mobile", "mobilephone", "mobilenumber", "cell", "cellphone", "cellnumber", "sms"), "phone_number"
+    ),
     **dict.fromkeys(("mail", "emailaddress", "emailaddr", "emails"), "email"),
     **dict.fromkeys(("extid", "externalidentifier", "externalkey", "userid", "customerid"), "external_id"),
     **dict.fromkeys(("profileid", "klaviyoid", "klaviyoprofile"), PROFILE_ID_COLUMN),
@@ -350,7 +350,7 @@ _HINTS: dict[tuple[tuple[str, ...], tuple[str, ...]], Optional[str]] = {}
 
 
 def identifier_hint(columns: tuple[str, ...], accepted: tuple[str, ...]) -> Optional[str]:
-    """"did you mean `email`?" for a row with no identifier, from its column names alone.
+    """ "did you mean `email`?" for a row with no identifier, from its column names alone.
 
     A column matches an accepted identifier column when they are equal ignoring case, spaces,
     underscores, dashes and dots (`Email`, `Phone-Number`, `externalId`), or through
@@ -388,11 +388,13 @@ def identifiers(
 ) -> Union[Identifiers, Rejection]:
     found = Identifiers()
     bad_phone: Optional[Rejection] = None
-    for columns, key, allow_numbers in _IDENTIFIERS + ((_PROFILE_ID,) if accept_profile_id else ()):
-        present = _first_present(data, columns)
-        if present is None:
+    for columns, key, allow_numbers in _ID_GROUPS if accept_profile_id else _IDENTIFIERS:
+        for column in columns:  # the first column of the group with a non-blank value
+            value = data.get(column)
+            if value is not None and not (value.__class__ is str and not value.strip()):
+                break
+        else:
             continue
-        column, value = present
         text = value if value.__class__ is str else _as_text(column, value, allow_numbers=allow_numbers)
         if key == "phone_number":
             phone = phone_e164(text, phones.default_region) if text.__class__ is str else None
@@ -400,8 +402,8 @@ def identifiers(
                 bad_phone = _phone_rejection(column, phones)
                 continue
             text = phone
-        elif isinstance(text, Rejection):
-            return text
+        elif text.__class__ is Rejection:
+            return text  # type: ignore[return-value]
         elif key == "email" and not EMAIL.match(text):
             return Rejection("invalid_email", f"column '{column}' is not an email address")
         found[key] = text
@@ -422,27 +424,32 @@ def _attribute(column: str, value: Any) -> Union[Any, Rejection]:
         return Rejection("invalid_value", f"column '{column}' must be a JSON object, got {type(value).__name__}")
     if column == "location":
         # Klaviyo's location values are scalars: dropping null members is all the cleaning needed.
-        cleaned = {k: v for k, v in value.items() if v is not None} if None in value.values() else value
-        if not LOCATION_KEYS.issuperset(cleaned):
-            unknown = sorted(set(cleaned) - LOCATION_KEYS)
-            return Rejection(
-                "invalid_value",
-                f"column 'location' has keys Klaviyo does not accept: {', '.join(unknown)}"
-                f" (allowed: {', '.join(sorted(LOCATION_KEYS))})",
-            )
-        for key, item in cleaned.items():
-            if isinstance(item, (dict, list, bool)):
+        cleaned = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            if key not in LOCATION_KEYS:
+                unknown = sorted(set(value) - LOCATION_KEYS)
+                return Rejection(
+                    "invalid_value",
+                    f"column 'location' has keys Klaviyo does not accept: {', '.join(unknown)}"
+                    f" (allowed: {', '.join(sorted(LOCATION_KEYS))})",
+                )
+            if item.__class__ not in _LOCATION_SCALARS and isinstance(item, (dict, list, bool)):
                 return Rejection("invalid_value", f"column 'location' key '{key}' must be a string or a number")
+            cleaned[key] = item
         return cleaned
     return _stripped(column, value)
 
 
-# What a column is, decided once per column name instead of per row (rows of a stream share names).
+# Where a column goes, decided once per set of column names (rows of a stream share them), not per
+# row and column: the row is then rendered kind by kind, with no per-column classification.
 _SKIP, _TEXT, _OBJECT, _LOCATION, _PROPERTY = "skip", "text attribute", "object attribute", "location key", "property"
-_KINDS: dict[tuple[str, ...], dict[str, str]] = {}
+# Bounded: a source whose rows each have other column names must not grow the cache forever.
+MAX_COLUMN_PLANS = 10_000
 
 
-def _column_kind(column: str, excluded_columns: Iterable[str]) -> str:
+def _column_kind(column: str, excluded_columns: tuple[str, ...]) -> str:
     if column in IDENTIFIER_SKIP or column in excluded_columns or column.startswith(META_PREFIXES):
         return _SKIP
     if column in STRING_ATTRIBUTES:
@@ -454,11 +461,28 @@ def _column_kind(column: str, excluded_columns: Iterable[str]) -> str:
     return _PROPERTY
 
 
-def _column_kinds(excluded_columns: tuple[str, ...]) -> dict[str, str]:
-    kinds = _KINDS.get(excluded_columns)
-    if kinds is None:
-        kinds = _KINDS[excluded_columns] = {}
-    return kinds
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    """The columns of one set of column names, by what each becomes (in the row's column order)."""
+
+    text: tuple[str, ...]  # string profile attributes (first_name, title, ...)
+    objects: tuple[str, ...]  # object attributes: `location`, `properties`
+    flat_location: tuple[str, ...]  # flat location columns (city, zip, ...)
+    others: tuple[str, ...]  # every other column that is sent: custom (or event) properties
+
+
+_PLANS: dict[tuple[tuple[str, ...], tuple[str, ...]], ColumnPlan] = {}
+
+
+def column_plan(columns: tuple[str, ...], excluded_columns: tuple[str, ...]) -> ColumnPlan:
+    key = (columns, excluded_columns)
+    plan = _PLANS.get(key)
+    if plan is None:
+        kinds = [(column, _column_kind(column, excluded_columns)) for column in columns]
+        plan = ColumnPlan(*(tuple(c for c, k in kinds if k is kind) for kind in (_TEXT, _OBJECT, _LOCATION, _PROPERTY)))
+        if len(_PLANS) < MAX_COLUMN_PLANS:
+            _PLANS[key] = plan
+    return plan
 
 
 def _split_columns(
@@ -472,46 +496,46 @@ def _split_columns(
     lacks: a column then always means the same thing, whether or not a row's `location` is null,
     rather than switching between a location key and a custom property row by row.
     """
+    plan = column_plan(tuple(data), excluded_columns)
     attributes: dict[str, Any] = dict(identifiers)
-    others: dict[str, Any] = {}
-    nested: Optional[dict[str, Any]] = None
-    flat_location: Optional[dict[str, Any]] = None
-    kinds = _column_kinds(excluded_columns)
-    for column, value in data.items():
+    for column in plan.text:
+        value = data[column]
         if value is None:
             continue
-        kind = kinds.get(column)
-        if kind is None:
-            kind = _column_kind(column, excluded_columns)
-            if len(kinds) < 10_000:  # bounded: a source with ever-new column names must not grow it forever
-                kinds[column] = kind
-        if kind is _SKIP:
+        if value.__class__ is not str:
+            value = _as_text(column, value, allow_numbers=True)
+            if value.__class__ is Rejection:
+                return value  # type: ignore[no-any-return]
+        attributes[column] = value
+    nested: Optional[dict[str, Any]] = None
+    for column in plan.objects:
+        value = data[column]
+        if value is None:
             continue
-        if kind is _PROPERTY:
-            if isinstance(value, _CONTAINERS):
-                value = _stripped(column, value)
-                if value.__class__ is Rejection:
-                    return value  # type: ignore[no-any-return]
-            others[column] = value
-        elif kind is _TEXT and value.__class__ is str:
-            attributes[column] = value
-        elif kind is _LOCATION:
-            if isinstance(value, (dict, list, bool)):
-                return Rejection("invalid_value", f"column '{column}' (a location key) must be a string or a number")
-            if flat_location is None:
-                flat_location = {}
-            flat_location[column] = value
-        else:
-            rendered = _attribute(column, value)
-            if isinstance(rendered, Rejection):
-                return rendered
-            if column == "properties":
-                nested = rendered
-            elif rendered != {}:
-                attributes[column] = rendered
-    if flat_location:
-        location = attributes.get("location")
-        attributes["location"] = {**flat_location, **location} if location else flat_location
+        rendered = _attribute(column, value)
+        if rendered.__class__ is Rejection:
+            return rendered  # type: ignore[no-any-return]
+        if column == "properties":
+            nested = rendered
+        elif rendered != {}:
+            attributes[column] = rendered
+    if plan.flat_location:
+        flat = {column: value for column in plan.flat_location if (value := data[column]) is not None}
+        if flat:
+            for column, value in flat.items():
+                if isinstance(value, (dict, list, bool)):
+                    return Rejection(
+                        "invalid_value", f"column '{column}' (a location key) must be a string or a number"
+                    )
+            location = attributes.get("location")
+            attributes["location"] = {**flat, **location} if location else flat
+    others = {column: value for column in plan.others if (value := data[column]) is not None}
+    for column, value in others.items():
+        if isinstance(value, _CONTAINERS):
+            try:
+                others[column] = strip_nulls(value)
+            except TooDeep:
+                return _too_deep(column)
     return attributes, nested, others
 
 

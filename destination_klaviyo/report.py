@@ -79,7 +79,9 @@ class SyncReport:
                 f"Rejected record #{row.ordinal} of stream '{row.stream}' ({rejection.code}): {rejection.detail}"
             )
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
-            logger.warning(f"Stream '{row.stream}': more rejections follow; only their counts are reported from now on.")
+            logger.warning(
+                f"Stream '{row.stream}': more rejections follow; only their counts are reported from now on."
+            )
 
     def _advise(self, stream: str, hint: str) -> None:
         """A hint about a stream's columns, once per stream and hint (rows repeat it)."""
@@ -100,7 +102,9 @@ class SyncReport:
         if total <= MAX_LOGGED_REJECTIONS_PER_STREAM:
             logger.warning(f"Record #{row.ordinal} of stream '{row.stream}' ({omission.code}): {omission.detail}")
         elif total == MAX_LOGGED_REJECTIONS_PER_STREAM + 1:
-            logger.warning(f"Stream '{row.stream}': more rows are sent without a value; only their counts are reported from now on.")
+            logger.warning(
+                f"Stream '{row.stream}': more rows are sent without a value; only their counts are reported from now on."
+            )
 
     def note(self, line: str) -> None:
         """A fact a sink wants in the summary (a target list that uses double opt-in), once."""
@@ -174,7 +178,9 @@ class SyncReport:
         for stream, counts in sorted(self.streams.items()):
             n_rejected = sum(counts.rejected.values())
             if dry:
-                line = f"Stream '{stream}': {plural(counts.received, 'row')} read; {counts.delivered:,} would be delivered"
+                line = (
+                    f"Stream '{stream}': {plural(counts.received, 'row')} read; {counts.delivered:,} would be delivered"
+                )
                 line += f", {n_rejected:,} would be rejected." if n_rejected else "."
             else:
                 line = (
@@ -183,28 +189,45 @@ class SyncReport:
                 )
             lines.append((info, line))
             if n_rejected:
-                lines.append((warn, (
-                    f"Stream '{stream}': {plural(n_rejected, 'row')} {be}rejected ({_counts(counts.rejected)}). "
-                    "The 'Rejected record' lines above say why, row by row (column names, no values)."
-                )))
+                lines.append(
+                    (
+                        warn,
+                        (
+                            f"Stream '{stream}': {plural(n_rejected, 'row')} {be}rejected ({_counts(counts.rejected)}). "
+                            "The 'Rejected record' lines above say why, row by row (column names, no values)."
+                        ),
+                    )
+                )
             n_omitted = sum(counts.omitted.values())
             if n_omitted:
-                lines.append((warn, (
-                    f"Stream '{stream}': phones dropped: {plural(n_omitted, 'row')} "
-                    f"{be or ('was ' if n_omitted == 1 else 'were ')}sent without {'its' if n_omitted == 1 else 'their'} "
-                    f"phone number, which was not usable ({_counts(counts.omitted)})."
-                )))
+                lines.append(
+                    (
+                        warn,
+                        (
+                            f"Stream '{stream}': phones dropped: {plural(n_omitted, 'row')} "
+                            f"{be or ('was ' if n_omitted == 1 else 'were ')}sent without {'its' if n_omitted == 1 else 'their'} "
+                            f"phone number, which was not usable ({_counts(counts.omitted)})."
+                        ),
+                    )
+                )
         for target in sorted(set(self.targets) | set(self.target_lists)):
-            lines.append((info, f"Target '{target}' ({self.target_lists.get(target, 'list unknown')}): {self._actions(target)}."))
+            lines.append(
+                (info, f"Target '{target}' ({self.target_lists.get(target, 'list unknown')}): {self._actions(target)}.")
+            )
         if self.refused_targets:
             shown = ", ".join(f"'{t}'" for t in self.refused_targets[:MAX_NAMED_REFUSED_TARGETS])
             more = len(self.refused_targets) - MAX_NAMED_REFUSED_TARGETS
-            lines.append((warn, (
-                f"{plural(len(self.refused_targets), 'new list')} {'would not be' if dry else 'were not'} created: the "
-                f"sync reached `max_new_lists_per_sync`: {shown}{f' and {more:,} more' if more > 0 else ''}. Their rows "
-                "were rejected (too_many_new_lists). If these lists are wanted, raise `max_new_lists_per_sync`; if not, "
-                "check the target column."
-            )))
+            lines.append(
+                (
+                    warn,
+                    (
+                        f"{plural(len(self.refused_targets), 'new list')} {'would not be' if dry else 'were not'} created: the "
+                        f"sync reached `max_new_lists_per_sync`: {shown}{f' and {more:,} more' if more > 0 else ''}. Their rows "
+                        "were rejected (too_many_new_lists). If these lists are wanted, raise `max_new_lists_per_sync`; if not, "
+                        "check the target column."
+                    ),
+                )
+            )
         for heading, counts in sorted(self.tallies.items()):
             lines.append((info, f"{heading}: " + ", ".join(f"{what} {n:,}" for what, n in sorted(counts.items()))))
         lines += self.notes
@@ -212,7 +235,14 @@ class SyncReport:
         lines += self.verifications
         if self.requests:
             requests = ", ".join(f"{kind}: {n:,}" for kind, n in sorted(self.requests.items()))
-            lines.append((info, f"Requests a real sync would send: {requests}." if dry else f"Requests sent to Klaviyo: {requests}."))
+            lines.append(
+                (
+                    info,
+                    f"Requests a real sync would send: {requests}."
+                    if dry
+                    else f"Requests sent to Klaviyo: {requests}.",
+                )
+            )
         return lines
 
     def _actions(self, target: str) -> str:
@@ -236,7 +266,11 @@ ACTIONS = {
     "upsert": ("profile", "upserted and added to the list", "would be upserted and added to the list"),
     "add": ("profile", "added to the list", "would be added to the list"),
     "remove": ("profile", "removed from the list", "would be removed from the list"),
-    "superseded": ("row", "overtaken by a later row of the same profile", "would be overtaken by a later row of the same profile"),
+    "superseded": (
+        "row",
+        "overtaken by a later row of the same profile",
+        "would be overtaken by a later row of the same profile",
+    ),
     "not in Klaviyo": ("row", "named someone not in Klaviyo (nothing to remove)", "would name someone not in Klaviyo"),
     "subscribe": ("profile", "subscribed into the list", "would be subscribed into the list"),
     "subscribe (historical import)": (

@@ -60,6 +60,11 @@ class StreamRoute:
         return self.spec.surface
 
     @property
+    def removes_every_row(self) -> bool:
+        """soft_delete: every row of the stream is a deletion."""
+        return self.sync_mode is DestinationSyncMode.soft_delete
+
+    @property
     def mirrors(self) -> bool:
         """A replace on a surface that can mirror (a stream of removals cannot be mirrored)."""
         return self.replace and self.spec.mirrors and self.sync_mode is not DestinationSyncMode.soft_delete
@@ -78,7 +83,9 @@ def _warn_replace_without_mirror(route: StreamRoute) -> None:
     if route.spec.replace_note:
         logger.warning(f"Stream '{route.name}' asks to replace its data: {route.spec.replace_note}")
     elif not route.spec.mirrors:
-        hint = f" To make a list hold exactly a stream's rows, map it to {mirroring}." if route.spec.needs_target else ""
+        hint = (
+            f" To make a list hold exactly a stream's rows, map it to {mirroring}." if route.spec.needs_target else ""
+        )
         logger.warning(
             f"Stream '{route.name}' asks to replace its data (a full refresh overwrite, a Refresh or a Clear), but the "
             f"'{route.surface.value}' surface cannot remove what earlier syncs wrote to Klaviyo: its rows are written "

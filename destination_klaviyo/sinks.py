@@ -229,7 +229,9 @@ class Sink(ABC):
             )
             self.report.rejected(batch.entries[0], Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {reason}"))
             return
-        logger.warning(f"Klaviyo refused a request of {len(batch)} rows ({exc.status}) without naming rows; splitting it")
+        logger.warning(
+            f"Klaviyo refused a request of {len(batch)} rows ({exc.status}) without naming rows; splitting it"
+        )
         for half in batch.halves():
             self.deliver(half, request)
 

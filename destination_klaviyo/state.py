@@ -57,7 +57,8 @@ class StateLedger:
         self._pending: deque[PendingState] = deque()
         self.states_seen = 0
         self.states_released = 0
-        self._release_marker: tuple[int, int] = (-1, -1)
+        # Finished requests and states seen when release was last looked at (see may_release).
+        self._released_at_finished = self._released_at_states = -1
 
     def next_record(self, stream: StreamKey) -> int:
         """Count a record and return its sequence number."""
@@ -104,10 +105,9 @@ class StateLedger:
         Which states may go only changes on those events; between them the writer's per-row check
         is two attribute reads instead of a scan of every sink.
         """
-        marker = (finished_requests, self.states_seen)
-        if marker == self._release_marker:
+        if finished_requests == self._released_at_finished and self.states_seen == self._released_at_states:
             return False
-        self._release_marker = marker
+        self._released_at_finished, self._released_at_states = finished_requests, self.states_seen
         return True
 
     def release(self, lowest_unaccepted_seq: Optional[int]) -> Iterator[dict[str, Any]]:

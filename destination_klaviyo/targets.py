@@ -98,7 +98,11 @@ class TargetResolver:
 
     def _log_default(self, route: StreamRoute) -> None:
         self.defaulted.add(route.key)
-        source = "its `target` in `streams`" if route.default_target else "the stream name; set a `target` in `streams` to choose another"
+        source = (
+            "its `target` in `streams`"
+            if route.default_target
+            else "the stream name; set a `target` in `streams` to choose another"
+        )
         logger.info(
             f"Stream '{route.name}': rows with no value in the target column '{self.config.target_field}' go to the "
             f"stream's default target '{route.default_target or route.name}' ({source}). Logged once per stream."

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
-from airbyte_cdk.models import ConfiguredAirbyteCatalog, DestinationSyncMode
+from airbyte_cdk.models import ConfiguredAirbyteCatalog
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo.batching import Entry
@@ -112,7 +112,7 @@ class KlaviyoWriter:
         if not isinstance(data, dict):
             self.report.rejected(row, Rejection("invalid_record", "record data is not a JSON object"))
             return
-        remove = route.sync_mode is DestinationSyncMode.soft_delete or data.get(CDC_DELETED_AT) is not None
+        remove = route.removes_every_row or data.get(CDC_DELETED_AT) is not None
         if remove and not route.spec.removes:
             self.report.rejected(
                 row,
@@ -270,7 +270,7 @@ class KlaviyoWriter:
         return None
 
     def _write(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-        dispatcher = self.sinks.dispatcher
+        dispatcher, ledger = self.sinks.dispatcher, self.ledger
         stop = self.stop
         for message in messages:
             if message is None or stop.requested:
@@ -284,7 +284,8 @@ class KlaviyoWriter:
                 self._accept_record(message.get("record") or {})
                 if self.targets.outbox:
                     yield from self.targets.take_messages()
-                yield from self._released_states()
+                if ledger.may_release(dispatcher.finished_count):  # checked here: no generator per row
+                    yield from self._released_states(every_time=True)
                 if dispatcher.backlogged():  # a batch waits for a worker: wait here, not in the sink
                     yield from self._waiting(dispatcher.backlogged, self._released_states)
             elif kind == "STATE":

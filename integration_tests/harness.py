@@ -290,7 +290,9 @@ def configured_stream(
     return configured
 
 
-def platform_stream(name: str, mode: str = "append", *, replace: bool = False, generation: int = 3, **kw: Any) -> dict[str, Any]:
+def platform_stream(
+    name: str, mode: str = "append", *, replace: bool = False, generation: int = 3, **kw: Any
+) -> dict[str, Any]:
     """A configured stream as Airbyte builds it for a destination with `supportsRefreshes`.
 
     The platform turns `overwrite` into `append` and marks a replace (full refresh overwrite, Refresh
@@ -302,7 +304,9 @@ def platform_stream(name: str, mode: str = "append", *, replace: bool = False, g
     )
 
 
-def platform_state(stream: str, cursor: Any, state_id: int, source_count: int, namespace: Optional[str] = None) -> dict[str, Any]:
+def platform_state(
+    stream: str, cursor: Any, state_id: int, source_count: int, namespace: Optional[str] = None
+) -> dict[str, Any]:
     """A STREAM state as the platform hands it to a destination: with its `id` and the source's count."""
     descriptor: dict[str, Any] = {"name": stream}
     if namespace:

@@ -222,6 +222,9 @@ def test_an_input_file_that_cannot_be_read_is_named_with_the_reason_and_never_qu
         assert secret not in run.stdout + run.stderr
         assert "Something went wrong" not in message
     if command == "write":
-        for path, reason in [(str(tmp_path / "missing.json"), "was not found"), (str(listed), "not a configured catalog")]:
+        for path, reason in [
+            (str(tmp_path / "missing.json"), "was not found"),
+            (str(listed), "not a configured catalog"),
+        ]:
             message = failure_message(run_with_files(tmp_path, command, str(good), path), command)
             assert f"The --catalog file '{path}'" in message and reason in message, message

@@ -215,6 +215,7 @@ def jobs_by_first_row(emulator):
         jobs.setdefault(min(int(email_of[i][1:6]) for i in job["profile_ids"]), set()).add(job["id"])
     return jobs
 
+
 RETRYING = {
     "503s, retried": dict(status=503, retry_after=1, count=4),
     "answers slower than the timeout, retried": dict(delay_seconds=3, count=2),
@@ -279,7 +280,9 @@ def test_sigterm_while_a_request_is_held_echoes_the_safe_states_and_exits_prompt
         with LiveConnector(config, CATALOG, emulator.url) as connector:
             connector.send(lines(rows(6_000)))
             connector.close_stdin()
-            connector.read_until(lambda m: is_state(m, LAST_STATE_BEFORE_THE_THIRD_JOB))  # the third job is now in flight
+            connector.read_until(
+                lambda m: is_state(m, LAST_STATE_BEFORE_THE_THIRD_JOB)
+            )  # the third job is now in flight
             connector.process.send_signal(signal.SIGTERM)
             # Waiting out the held request would take two minutes; this is only a guard against that.
             code = connector.wait(timeout=60)
@@ -305,7 +308,9 @@ def test_states_go_out_while_the_input_is_quiet_and_sigterm_ends_the_wait_for_mo
     assert code == 143, run.stdout[-3000:]
     (trace,) = run.traces
     assert trace["error"]["failure_type"] == "transient_error"
-    assert [s["stream"]["stream_state"]["cursor"] for s in run.states] == list(range(500, LAST_STATE_BEFORE_THE_THIRD_JOB + 1, 500))
+    assert [s["stream"]["stream_state"]["cursor"] for s in run.states] == list(
+        range(500, LAST_STATE_BEFORE_THE_THIRD_JOB + 1, 500)
+    )
     assert len(jobs_by_first_row(emulator)) == 2  # the open batch was not sent on the way out
 
 
@@ -317,7 +322,10 @@ def test_sigterm_while_the_main_thread_is_stuck_in_a_list_lookup_still_ends_the_
         with LiveConnector(config, CATALOG, emulator.url) as connector:
             connector.send(lines([record("customers", {"email": "a@example.com", "list": "Held"})]))
             deadline = time.monotonic() + 60
-            while requests.get(f"{emulator.url}/__emulator__/faults", timeout=10).json()["faults"] and time.monotonic() < deadline:
+            while (
+                requests.get(f"{emulator.url}/__emulator__/faults", timeout=10).json()["faults"]
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.1)  # until the lookup is being held
             connector.process.send_signal(signal.SIGTERM)
             code = connector.wait(timeout=60)  # the held lookup alone would take two minutes

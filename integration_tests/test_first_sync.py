@@ -103,7 +103,9 @@ def test_a_misnamed_identifier_column_gets_a_did_you_mean_once_per_stream(emulat
     rows.append(record("customers", {"email": "right@example.com", "mobile": "+15005550006"}))
     run = write(emulator, rows, config(max_rejected_share=1))
     assert run.returncode == 0, run.stdout[-3000:]
-    hint = "did you mean `email`? the row has a column `Email`; did you mean `phone_number`? the row has a column `mobile`"
+    hint = (
+        "did you mean `email`? the row has a column `Email`; did you mean `phone_number`? the row has a column `mobile`"
+    )
     per_row = [w for w in warnings(run) if w.startswith("Rejected record #")]
     assert len(per_row) == 3 and all("(missing_identifier)" in w and hint in w for w in per_row)
     per_stream = [w for w in warnings(run) if w.startswith("Stream 'customers': rows without an identifier")]
@@ -116,7 +118,9 @@ def test_a_misnamed_identifier_column_gets_a_did_you_mean_once_per_stream(emulat
 
 def test_flat_location_columns_land_in_the_profiles_location(emulator):
     rows = [
-        record("customers", {"email": "flat@example.com", "city": "Lyon", "country": "FR", "zip": "69001", "tier": "a"}),
+        record(
+            "customers", {"email": "flat@example.com", "city": "Lyon", "country": "FR", "zip": "69001", "tier": "a"}
+        ),
         record("customers", {"email": "both@example.com", "city": "Flat", "zip": "1", "location": {"city": "Object"}}),
     ]
     run = write(emulator, rows, config())
@@ -259,7 +263,11 @@ def test_at_most_max_new_lists_per_sync_are_created_and_the_summary_names_the_ot
         run = write(emulator, rows, cfg, catalog(configured_stream("audiences")))
         assert run.returncode == 0, run.stdout[-3000:]
         refused = [w for w in warnings(run) if "(too_many_new_lists)" in w and w.startswith("Rejected record")]
-        assert [w.split(" of stream")[0] for w in refused] == ["Rejected record #4", "Rejected record #5", "Rejected record #6"]
+        assert [w.split(" of stream")[0] for w in refused] == [
+            "Rejected record #4",
+            "Rejected record #5",
+            "Rejected record #6",
+        ]
         assert all("max_new_lists_per_sync" in w and "New 3" not in w for w in refused)  # a row names no value
         prefix = "Dry run plan" if cfg.get("dry_run") else "Sync summary"
         (summary,) = [w for w in warnings(run) if w.startswith(f"{prefix}: 2 new lists")]

@@ -30,7 +30,10 @@ def import_profiles(emulator, *profiles):
     data = [{"type": "profile", "attributes": attributes} for attributes in profiles]
     body = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": data}}}}
     emulator.api("POST", "/api/profile-bulk-import-jobs", body)
-    return {p["attributes"].get("email") or p["attributes"].get("external_id"): p["id"] for p in emulator.state()["profiles"]}
+    return {
+        p["attributes"].get("email") or p["attributes"].get("external_id"): p["id"]
+        for p in emulator.state()["profiles"]
+    }
 
 
 def requests_to(emulator, method, path):
@@ -50,7 +53,9 @@ def test_a_deletion_stream_deletes_each_row_by_its_most_specific_identifier(emul
         {"email": "cdc@example.com"},
         {"email": "keep@example.com", "external_id": "crm-keep"},
     )
-    phone_only = next(p["id"] for p in emulator.state()["profiles"] if p["attributes"].get("phone_number") == "+14155550102")
+    phone_only = next(
+        p["id"] for p in emulator.state()["profiles"] if p["attributes"].get("phone_number") == "+14155550102"
+    )
     rows = [
         record("erasure", {"klaviyo_profile_id": ids["by-id@example.com"], "email": "not-an-email"}),
         record("erasure", {"email": "by-email@example.com", "phone_number": "+14155550101", "external_id": "x"}),
@@ -276,7 +281,8 @@ def test_a_dry_run_plans_removals_and_looks_nothing_up(emulator):
     assert [r for r in made if r["method"] != "GET" or r["path"] == "/api/profiles"] == []
     assert len(member_keys(emulator, list_id)) == len(SEED)
     assert any(
-        line.startswith("Dry run plan: Target 'VIP' (Klaviyo list") and "1 profile would be removed from the list" in line
+        line.startswith("Dry run plan: Target 'VIP' (Klaviyo list")
+        and "1 profile would be removed from the list" in line
         for line in run.logs
     ), run.logs
 

@@ -191,7 +191,10 @@ def test_subscribe_email_and_sms_into_managed_lists(emulator):
     assert state["global_unsubscribes"] == [] and bodies(state, UNSUB) == []
     (echoed,) = run.states
     assert echoed["destinationStats"] == {"recordCount": 56.0, "rejectedRecordCount": 1.0}
-    assert f"Target 'Newsletter' (Klaviyo list {newsletter}, created by this sync): 55 profiles subscribed into the list." in summary(run)
+    assert (
+        f"Target 'Newsletter' (Klaviyo list {newsletter}, created by this sync): 55 profiles subscribed into the list."
+        in summary(run)
+    )
 
 
 def test_historical_import_with_consented_at_and_a_double_opt_in_list(emulator):
@@ -459,7 +462,10 @@ def test_a_fault_run_ends_exactly_right(emulator):
     assert [c for s, c in cursors if s == "consent"] == [500, 1_000, 1_500, 1_531]
     assert [c for s, c in cursors if s == "blocked"] == [160]
     assert [line.split("(", 1)[1].split(")")[0] for line in rejections(run)] == ["not_a_list_member"]
-    assert f"Target 'Newsletter' (Klaviyo list {list_id}, mapped in list_mappings): 1,500 profiles subscribed into the list, 30 profiles unsubscribed from the list." in summary(run)
+    assert (
+        f"Target 'Newsletter' (Klaviyo list {list_id}, mapped in list_mappings): 1,500 profiles subscribed into the list, 30 profiles unsubscribed from the list."
+        in summary(run)
+    )
 
 
 UNSUBSCRIBE_FAULTS = {  # the fault, and whether the first sync must stop

@@ -124,7 +124,13 @@ def test_backfill_marks_every_event_and_a_fixed_metric_names_them_all(emulator):
     config = {
         "private_api_key": EMULATOR_KEY,
         "streams": [
-            {"stream": "orders", "surface": "events", "metric": "Placed Order", "time_field": "occurred_at", "backfill": True}
+            {
+                "stream": "orders",
+                "surface": "events",
+                "metric": "Placed Order",
+                "time_field": "occurred_at",
+                "backfill": True,
+            }
         ],
     }
     run = run_connector("write", config=config, catalog=CATALOG, stdin=lines(orders(10)), origin=emulator.url)
@@ -302,7 +308,9 @@ def test_a_full_refresh_replace_records_each_row_once_and_removes_nothing(emulat
         stream = configured_stream(
             "orders", "append", generation_id=generation, minimum_generation_id=generation, primary_key=[["order_id"]]
         )
-        run = run_connector("write", config=config, catalog=catalog(stream), stdin=lines(orders(30)), origin=emulator.url)
+        run = run_connector(
+            "write", config=config, catalog=catalog(stream), stdin=lines(orders(30)), origin=emulator.url
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         assert any("asks to replace its data" in line for line in run.logs)
     landed = emulator.state()

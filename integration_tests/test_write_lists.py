@@ -437,7 +437,13 @@ def test_profile_id_is_sent_as_the_resource_id_on_list_memberships(emulator):
 def test_a_mapping_to_a_deleted_list_is_a_config_error_naming_it(emulator, surface):
     cfg = config(default_surface=surface, list_mappings=[{"target": "vip", "list_id": "GONE42"}])
     row = {"klaviyo_profile_id": "P1", "email": "a@example.com", "list": "vip"}
-    run = run_connector("write", config=cfg, catalog=catalog(configured_stream("a")), stdin=lines([record("a", row)]), origin=emulator.url)
+    run = run_connector(
+        "write",
+        config=cfg,
+        catalog=catalog(configured_stream("a")),
+        stdin=lines([record("a", row)]),
+        origin=emulator.url,
+    )
     assert run.returncode != 0
     error = run.traces[0]["error"]
     assert error["failure_type"] == "config_error"

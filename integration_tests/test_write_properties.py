@@ -54,6 +54,7 @@ RAW = {
     "__BIG_INT__": "123456789012345678901234567890",
 }
 
+
 def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
     """One of the strategies, drawn in proportion to its weight (so most rows can still be delivered)."""
     pool = [strategy for weight, strategy in choices for _ in range(weight)]
@@ -144,8 +145,12 @@ def test_no_row_can_crash_a_sync_and_every_row_is_accounted_for(emulator_process
     def check(rows: list[dict[str, Any]]) -> None:
         emulator_process.reset()
         run = run_connector(
-            "write", config=config, catalog=catalog(configured_stream(STREAM, mode)), stdin=messages(rows),
-            origin=emulator_process.url, timeout=300,
+            "write",
+            config=config,
+            catalog=catalog(configured_stream(STREAM, mode)),
+            stdin=messages(rows),
+            origin=emulator_process.url,
+            timeout=300,
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert not run.traces, run.traces

@@ -156,11 +156,14 @@ def main() -> int:
         members = len(landed["memberships"].get(item["id"], []))
         print(f"Klaviyo list {item['id']} '{item['name']}': {members} members")
     consent = landed["consent"]
+
     def subscribed(channel: str) -> list[str]:
         return [pid for pid, channels in consent.items() if channels.get(channel, {}).get("consent") == "SUBSCRIBED"]
 
     email_subscribed, sms = subscribed("email.marketing"), subscribed("sms.marketing")
-    historical = [p for p in email_subscribed if consent[p]["email.marketing"]["consent_timestamp"].startswith("2024-03-01")]
+    historical = [
+        p for p in email_subscribed if consent[p]["email.marketing"]["consent_timestamp"].startswith("2024-03-01")
+    ]
     print(
         f"Consent: {len(email_subscribed)} profiles subscribed to email marketing ({len(historical)} as historical "
         f"imports, consented 2024-03-01), {len(sms)} to SMS marketing; "

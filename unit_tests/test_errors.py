@@ -14,7 +14,11 @@ def api(status, method="POST", path="/api/profile-bulk-import-jobs", pointer=Non
 CASES = [
     (api(401), FailureType.config_error, "rejected the private API key"),
     (api(403, "GET", "/api/accounts"), FailureType.config_error, "accounts:read"),
-    (api(404, "DELETE", "/api/lists/L9/relationships/profiles"), FailureType.config_error, "Klaviyo list L9 does not exist"),
+    (
+        api(404, "DELETE", "/api/lists/L9/relationships/profiles"),
+        FailureType.config_error,
+        "Klaviyo list L9 does not exist",
+    ),
     (api(404, pointer="/data/relationships/lists/data/0/id"), FailureType.config_error, "does not exist (404)"),
     (api(400, "GET", "/api/accounts", pointer="revision"), FailureType.config_error, "api_revision"),
     (api(429), FailureType.transient_error, "kept answering 429"),

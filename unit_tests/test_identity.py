@@ -8,7 +8,7 @@ from integration_tests.klaviyo_emulator.filters import Condition, parse_filter
 
 
 def test_any_filter_quotes_every_value_so_klaviyos_parser_reads_them_back():
-    values = ['plain@example.com', 'say "hi"@example.com', "back\\slash", "a,b", "it's", "Ünïcødé ✓"]
+    values = ["plain@example.com", 'say "hi"@example.com', "back\\slash", "a,b", "it's", "Ünïcødé ✓"]
     text = any_filter("email", values)
     assert text.startswith("any(email,[") and text.endswith("])")
     (node,) = parse_filter(text)

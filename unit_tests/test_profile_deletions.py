@@ -158,7 +158,9 @@ def test_the_sink_deletes_by_the_chosen_identifier_and_resolves_external_ids():
 
 
 def test_a_400_about_the_row_rejects_it_and_anything_else_fails():
-    bad = KlaviyoApiError("POST", "/x", 400, [ApiErrorItem(None, "400", "invalid", None, "Invalid 'x'", "/data/attributes")])
+    bad = KlaviyoApiError(
+        "POST", "/x", 400, [ApiErrorItem(None, "400", "invalid", None, "Invalid 'x'", "/data/attributes")]
+    )
     client = FakeKlaviyo(fail={"bad@example.com": bad})
     sink, report = sink_with(client)
     sink.add(entry(0), {"email": "bad@example.com"})
@@ -185,5 +187,7 @@ def test_dry_run_counts_per_identifier_and_calls_nothing():
 
 def test_the_progress_eta_of_a_backlog():
     assert backlog_text("profile deletions", 0, 1.0) == ""
-    assert backlog_text("profile deletions", 3480, 58 / 60) == ", 3,480 profile deletions pending (about 1h00m at 58/min)"
+    assert (
+        backlog_text("profile deletions", 3480, 58 / 60) == ", 3,480 profile deletions pending (about 1h00m at 58/min)"
+    )
     assert backlog_text("profile deletions", 10, 58 / 60) == ", 10 profile deletions pending (about 1 min at 58/min)"

@@ -233,7 +233,9 @@ def test_an_unusable_phone_is_dropped_when_another_identifier_is_there():
     # A wrong type in the phone column is an unusable phone too.
     assert isinstance(render_profile({"external_id": "x1", "phone_e164": {"n": 1}}), Amended)
     # On list_memberships the profile id is another identifier.
-    assert isinstance(render_profile({"klaviyo_profile_id": "P1", "phone_number": "12"}, accept_profile_id=True), Amended)
+    assert isinstance(
+        render_profile({"klaviyo_profile_id": "P1", "phone_number": "12"}, accept_profile_id=True), Amended
+    )
 
 
 def test_strict_phone_rejects_and_a_phone_as_the_only_identifier_is_always_rejected():
@@ -282,7 +284,10 @@ def test_no_suggestion_without_a_near_miss_and_only_for_accepted_identifiers():
     assert "`klaviyo_profile_id`" in render_profile({"profile_id": "P1"}, accept_profile_id=True).hint
     assert "`klaviyo_profile_id`" in render_profile_reference({"Klaviyo Profile ID": "P1"}).hint
     # A near-miss column is never renamed: with an identifier the row goes, the column as a property.
-    assert rendered({"email": "a@b.co", "mobile": "x"})["attributes"] == {"email": "a@b.co", "properties": {"mobile": "x"}}
+    assert rendered({"email": "a@b.co", "mobile": "x"})["attributes"] == {
+        "email": "a@b.co",
+        "properties": {"mobile": "x"},
+    }
 
 
 # -- flat location columns ---------------------------------------------------------------------------

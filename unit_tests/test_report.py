@@ -44,7 +44,10 @@ def test_summary_levels_info_unless_something_needs_a_look_and_warn_when_failed(
         "1 row read in 2.0 s (0 rows/s): 1 delivered to Klaviyo, 0 rejected; 1 state passed back to Airbyte.",
     )
     assert all(level == logging.INFO for level, _ in lines)
-    assert (logging.INFO, "Target 'VIP' (Klaviyo list L1, created by this sync): 1 profile upserted and added to the list.") in lines
+    assert (
+        logging.INFO,
+        "Target 'VIP' (Klaviyo list L1, created by this sync): 1 profile upserted and added to the list.",
+    ) in lines
 
     row = Entry(1, "s", 2, (None, "s"))
     report.received("s")

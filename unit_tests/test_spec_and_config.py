@@ -146,7 +146,9 @@ def _config_table(path, heading):
     return table
 
 
-@pytest.mark.parametrize("path,heading", [("README.md", "## Configuration"), ("docs/klaviyo.md", "### Configuration reference")])
+@pytest.mark.parametrize(
+    "path,heading", [("README.md", "## Configuration"), ("docs/klaviyo.md", "### Configuration reference")]
+)
 def test_the_documented_defaults_are_the_specs(path, heading):
     documented = _config_table(path, heading)
     assert set(documented) == set(PROPS)
@@ -179,7 +181,9 @@ def test_the_metric_length_limit_is_enforced_by_config():
 )
 def test_event_options_are_checked_and_the_error_names_the_field(entry, named):
     with pytest.raises(AirbyteTracedException) as info:
-        parse_config({"private_api_key": "pk_secret_value", "streams": [{"stream": "orders", "surface": "events", **entry}]})
+        parse_config(
+            {"private_api_key": "pk_secret_value", "streams": [{"stream": "orders", "surface": "events", **entry}]}
+        )
     assert info.value.failure_type.value == "config_error"
     assert named in info.value.message and "pk_secret_value" not in info.value.message
 
@@ -187,6 +191,9 @@ def test_event_options_are_checked_and_the_error_names_the_field(entry, named):
 def test_event_options_on_another_surface_are_refused():
     with pytest.raises(AirbyteTracedException) as info:
         parse_config(
-            {"private_api_key": "pk", "streams": [{"stream": "c", "surface": "profiles", "time_field": "at", "backfill": True}]}
+            {
+                "private_api_key": "pk",
+                "streams": [{"stream": "c", "surface": "profiles", "time_field": "at", "backfill": True}],
+            }
         )
     assert "time_field, backfill apply only to surface 'events'" in info.value.message

@@ -197,7 +197,9 @@ class DeletionSink(Sink):
                     continue
                 if exc.status == 400 and exc.errors and all((e.pointer or "").startswith("/data") for e in exc.errors):
                     detail = "; ".join(redact_detail(e.describe()) for e in exc.errors)
-                    self.report.rejected(deletion.row, Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {detail}"))
+                    self.report.rejected(
+                        deletion.row, Rejection("klaviyo_rejected", f"Klaviyo rejected the row: {detail}")
+                    )
                     return
                 raise
             self.report.request_sent("profile deletions")

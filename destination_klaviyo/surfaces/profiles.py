@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 from typing import Any, Mapping, Optional
 
 import orjson
@@ -105,7 +106,8 @@ class BulkImportSink(Sink):
     """Profiles for one bulk import job stream: no list (`profiles`) or one list (`list_memberships`)."""
 
     pointers = Pointers(
-        re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"), re.compile(r"^/data/attributes/profiles(/data)?/?$")
+        re.compile(r"^/data/attributes/profiles/data/(\d+)(/.*)?$"),
+        re.compile(r"^/data/attributes/profiles(/data)?/?$"),
     )
 
     def __init__(
@@ -123,26 +125,27 @@ class BulkImportSink(Sink):
         self.job_ids: list[str] = []  # accepted jobs, for `finish` with verify_bulk_jobs
         self.batch = new_bulk_job_batch(list_id)
         self.request = Request("bulk import jobs", "upsert", self._send)
+        # The sink's options bound once: the per-row call passes only the row.
+        self._render = partial(
+            render_profile,
+            accept_profile_id=accept_profile_id,
+            excluded_columns=excluded_columns,
+            phones=context.phones,
+        )
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         assert not remove, "bulk import surfaces never remove; the writer refuses deletion rows for them"
         rendered = self.render(row, data)
         if rendered is None:
             return
-        if not self.batch.fits(rendered):
+        if not self.batch.offer(row, rendered):
             self.flush()
-        self.batch.add(row, rendered)
+            self.batch.add(row, rendered)
 
     def render(self, row: Entry, data: Mapping[str, Any]) -> Optional[bytes]:
         """The row as a profile of the job, or None when it is rejected (reported here, as is a
         phone number left out of it)."""
-        rendered = render_row(
-            render_profile,
-            data,
-            accept_profile_id=self.accept_profile_id,
-            excluded_columns=self.excluded_columns,
-            phones=self.context.phones,
-        )
+        rendered = render_row(self._render, data)
         if rendered.__class__ is bytes:
             return rendered  # type: ignore[return-value]
         if isinstance(rendered, Rejection):
@@ -176,7 +179,10 @@ def profile_schema(with_profile_id: bool = False) -> dict[str, Any]:
     """The columns a profile row understands; others become custom properties."""
     properties: dict[str, Any] = {
         "email": {**STRING, "description": "Identifier: email address"},
-        "phone_number": {**STRING, "description": "Identifier: phone number in E.164 format (national formats too, with `default_phone_region`)"},
+        "phone_number": {
+            **STRING,
+            "description": "Identifier: phone number in E.164 format (national formats too, with `default_phone_region`)",
+        },
         "phone_e164": {**STRING, "description": "Identifier: alias of phone_number"},
         "external_id": {**STRING, "description": "Identifier: your system's id for the person"},
     }
