@@ -626,6 +626,11 @@ def render_row(render: Callable[..., Rendered], data: Mapping[str, Any], **optio
     try:
         return render(data, **options)
     except Exception as exc:  # noqa: BLE001 - a bug or an input nobody foresaw: that row, not the sync
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
-        return Rejection("unrenderable", f"the row could not be rendered ({type(exc).__name__}{where})")
+        return unrenderable(exc)
+
+
+def unrenderable(exc: Exception) -> Rejection:
+    """The rejection of a row whose rendering raised: the exception's type and line, never a value."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    return Rejection("unrenderable", f"the row could not be rendered ({type(exc).__name__}{where})")

@@ -94,6 +94,28 @@ def test_anything_a_renderer_raises_becomes_a_rejection_of_that_row():
     assert render_row(render_profile, {"email": "a@b.co"}) == render_profile({"email": "a@b.co"})
 
 
+def test_the_profile_sink_rejects_a_row_its_renderer_raises_on_and_keeps_the_rest(monkeypatch):
+    from destination_klaviyo.batching import Entry
+    from destination_klaviyo.report import SyncReport
+    from destination_klaviyo.sinks import SinkContext
+    from destination_klaviyo.surfaces import profiles
+
+    real = profiles.render_profile
+
+    def sometimes_broken(data, *args):
+        if data.get("boom"):
+            raise KeyError("some-secret-value")
+        return real(data, *args)
+
+    monkeypatch.setattr(profiles, "render_profile", sometimes_broken)
+    report = SyncReport()
+    sink = profiles.BulkImportSink(SinkContext(None, report, dry_run=True))
+    sink.add(Entry(0, "s", 1, (None, "s")), {"email": "a@b.co", "boom": True})
+    sink.add(Entry(1, "s", 2, (None, "s")), {"email": "c@d.co"})
+    assert report.streams["s"].rejected == {"unrenderable": 1}
+    assert len(sink.batch) == 1
+
+
 def test_nan_infinity_and_surrogates_on_stdin_are_read_leniently():
     line = b'{"type":"RECORD","record":{"stream":"s","data":{"a":NaN,"b":-Infinity,"c":"\\ud800","n":123456789012345678901234}}}'
     (message,) = read_messages([line])
