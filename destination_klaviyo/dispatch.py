@@ -15,9 +15,16 @@ sleeps on (input arriving and SIGTERM set it too).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
+
+from destination_klaviyo.errors import StopRequested
+from destination_klaviyo.stopping import STOP_WAIT_SECONDS, StopSignal
+
+# Waits wake up on a completion; this only bounds how late a lost wake-up is noticed.
+WAIT_SLICE_SECONDS = 0.5
 
 
 class Dispatcher:
@@ -29,6 +36,7 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="klaviyo-request")
         self.futures: deque[Future[None]] = deque()
         self.wakeup = wakeup if wakeup is not None else threading.Event()
+        self.stop = StopSignal(self.wakeup)  # SIGTERM ends every wait (stopping.py)
         # Bumped by worker threads as jobs finish: lets the main thread skip re-checking states
         # and errors while nothing has changed (reading it needs no lock; a lost increment would
         # hold states back, so bumping it takes one).
@@ -72,6 +80,29 @@ class Dispatcher:
         if self.finished_count != seen:
             return
         self.wakeup.wait(timeout)
+
+    def completions(self, busy: Callable[[], bool], *, stoppable: bool = True) -> Iterator[None]:
+        """While `busy()`, wait for the next completion (or a wake-up) and yield, so that the caller
+        acts on each one (the writer echoes the states it freed) instead of waiting for them all.
+
+        On SIGTERM a `stoppable` wait raises StopRequested; any other goes on for at most
+        STOP_WAIT_SECONDS after the signal."""
+        while True:
+            seen = self.finished_count  # read before `busy()`: a job finishing in between is noticed
+            if not busy():
+                return
+            timeout = WAIT_SLICE_SECONDS
+            if self.stop.requested:
+                if stoppable:
+                    raise StopRequested()
+                timeout = min(timeout, self.stop.requested_at + STOP_WAIT_SECONDS - time.monotonic())
+                if timeout <= 0:
+                    return
+            self.wait(seen, timeout)
+            yield
+
+    def in_flight(self) -> bool:
+        return bool(self.running())
 
     def raise_errors(self) -> None:
         """Forget finished jobs; re-raise the first failure among them."""

@@ -43,6 +43,7 @@ class Progress:
         self.sample = sample
         self.started = self.last = time.monotonic()
         self.rows_at_last = 0
+        self.input_finished = False  # set by the writer: the sync now waits on Klaviyo, not the source
         self._stopped = threading.Event()
         self._thread: Optional[threading.Thread] = None
 

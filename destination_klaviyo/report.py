@@ -150,6 +150,18 @@ class SyncReport:
     def total_delivered(self) -> int:
         return sum(c.delivered for c in list(self.streams.values()))
 
+    def too_many_rejected(self, max_share: float) -> Optional[str]:
+        """Why the sync must fail when more than `max_share` of its rows were rejected, else None."""
+        received, rejected = self.total_received(), self.total_rejected()
+        if not received or rejected / received <= max_share:
+            return None
+        return (
+            f"{rejected} of {received} rows ({rejected / received:.0%}) were rejected, more than "
+            f"`max_rejected_share` ({max_share:.0%}). The other rows were delivered. "
+            "The 'Rejected record' log lines say why (no row data is logged): fix the source data or the "
+            "stream mapping, or raise `max_rejected_share`."
+        )
+
     def total_rejected(self) -> int:
         # list(): the progress thread reads while the main thread may add a stream; copying a dict's
         # values is one C call, which another Python thread cannot interleave with.

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
@@ -33,7 +31,7 @@ from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import Routes, StreamRoute
 from destination_klaviyo.sinks import SinkContext, SinkPool
 from destination_klaviyo.state import StateLedger
-from destination_klaviyo.stopping import STOP_WAIT_SECONDS, StopSignal
+from destination_klaviyo.stopping import STOP_WAIT_SECONDS
 from destination_klaviyo.surfaces import removing_surfaces
 from destination_klaviyo.targets import TargetResolver
 
@@ -41,8 +39,6 @@ logger = logging.getLogger("airbyte")
 
 STATE_MAX_WAIT_SECONDS = 60.0  # with no request in flight; see _flush_for_waiting_states
 CDC_DELETED_AT = "_ab_cdc_deleted_at"
-# Waits for a request wake up on its completion; this only bounds how late a lost wake-up is noticed.
-WAIT_SLICE_SECONDS = 0.5
 
 
 class KlaviyoWriter:
@@ -66,7 +62,6 @@ class KlaviyoWriter:
         self.report = SyncReport(dry_run=config.dry_run, on_rejected=self.ledger.count_rejected)
         self.targets = TargetResolver(config, raw_config, client, self.report)
         dispatcher = Dispatcher(config.max_requests_in_flight, wakeup)
-        self.stop = StopSignal(dispatcher.wakeup)
         self.sinks = SinkPool(
             SinkContext(
                 client,
@@ -82,16 +77,16 @@ class KlaviyoWriter:
         )
         self.mirror = MirrorPlan(self.routes)
         self.progress = Progress(self.report, self._progress_sample)
-        self.input_finished = False
         for route in self.routes:
             logger.info(
                 f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}"
             )
 
     def close(self) -> None:
-        self.stop.uninstall()
+        stop = self.sinks.dispatcher.stop
+        stop.uninstall()
         # After SIGTERM, requests still retrying are left to the process's exit, not waited for.
-        self.sinks.dispatcher.close(wait=not self.stop.requested)
+        self.sinks.dispatcher.close(wait=not stop.requested)
         if self.sinks.context.client is not None:
             self.sinks.context.client.close()
 
@@ -165,28 +160,10 @@ class KlaviyoWriter:
     def _waiting(
         self, busy: Callable[[], bool], release: Callable[[], Iterator[dict[str, Any]]], *, stoppable: bool = True
     ) -> Iterator[dict[str, Any]]:
-        """Wait while `busy()`, one completion at a time, echoing the states each completion frees:
-        a slow or retrying request holds back only the states that need its rows.
-
-        On SIGTERM a `stoppable` wait raises StopRequested; any other wait goes on for at most
-        STOP_WAIT_SECONDS after the signal."""
-        dispatcher, stop = self.sinks.dispatcher, self.stop
-        while True:
-            seen = dispatcher.finished_count
-            if not busy():
-                return
-            timeout = WAIT_SLICE_SECONDS
-            if stop.requested:
-                if stoppable:
-                    raise StopRequested()
-                timeout = min(timeout, stop.requested_at + STOP_WAIT_SECONDS - time.monotonic())
-                if timeout <= 0:
-                    return
-            dispatcher.wait(seen, timeout)
+        """Wait while `busy()`, echoing the states each completion frees: a slow or retrying request
+        holds back only the states that need its rows."""
+        for _ in self.sinks.dispatcher.completions(busy, stoppable=stoppable):
             yield from release()
-
-    def _in_flight(self) -> bool:
-        return bool(self.sinks.dispatcher.running())
 
     def _after_failure(self, flush: bool) -> Iterator[dict[str, Any]]:
         """Let requests in flight finish, echoing the states whose rows all got in as they do."""
@@ -195,23 +172,14 @@ class KlaviyoWriter:
                 self.sinks.flush()
         except Exception as flush_exc:  # the original error is the one to report
             logger.error(f"Could not deliver buffered rows after the failure: {type(flush_exc).__name__}")
-        yield from self._waiting(self._in_flight, self._safe_states, stoppable=False)
-        yield from self._safe_states()
-
-    def _after_stop(self) -> Iterator[dict[str, Any]]:
-        """SIGTERM: read no further; give requests in flight a few seconds, echoing what they free."""
-        logger.warning(
-            f"Received SIGTERM: stopping. Requests in flight get {STOP_WAIT_SECONDS:.0f} s to finish; the states of "
-            "rows Klaviyo accepted are echoed, the rest is resent by the next attempt."
-        )
-        yield from self._waiting(self._in_flight, self._safe_states, stoppable=False)
+        yield from self._waiting(self.sinks.dispatcher.in_flight, self._safe_states, stoppable=False)
         yield from self._safe_states()
 
     # -- the loop ---------------------------------------------------------------------------------
     def write(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
         """Process `messages`; a None in them means "no message, but look around" (inbox.py)."""
         self.progress.start()
-        self.stop.install()
+        self.sinks.dispatcher.stop.install()
         try:
             yield from self._write_and_report(messages)
         finally:
@@ -222,7 +190,12 @@ class KlaviyoWriter:
         try:
             yield from self._write(messages)
         except StopRequested:
-            yield from self._after_stop()
+            # Read no further; requests in flight get a few seconds, echoing the states they free.
+            logger.warning(
+                f"Received SIGTERM: stopping. Requests in flight get {STOP_WAIT_SECONDS:.0f} s to finish; the states "
+                "of rows Klaviyo accepted are echoed, the rest is resent by the next attempt."
+            )
+            yield from self._after_failure(flush=False)
             self._log_summary(f"{prefix} (stopped by SIGTERM)", failed=True)
             raise
         except (KlaviyoApiError, KlaviyoUnreachable, MissingList, ImportsPending) as exc:
@@ -242,36 +215,21 @@ class KlaviyoWriter:
             )
         else:
             self.sinks.finish()
-        self.stop.check()  # a SIGTERM during the last steps: everything is in, but the platform asked to stop
+        self.sinks.dispatcher.stop.check()  # a SIGTERM during the last steps: all is in, but stop was asked
         # Good rows are in and their states emitted; now fail loudly if something needs a look.
-        failure = self._mirror_refused() or self._too_many_rejected()
+        failure = self.mirror.refusal or self.report.too_many_rejected(self.config.max_rejected_share)
         self._log_summary(f"{prefix} (failed)" if failure else prefix, failed=failure is not None)
         if failure is not None:
-            raise failure
+            raise config_error(failure)
 
     def _log_summary(self, prefix: str, *, failed: bool) -> None:
         self.report.log_summary(
             prefix, elapsed=self.progress.elapsed(), states_echoed=self.ledger.states_released, failed=failed
         )
 
-    def _mirror_refused(self) -> AirbyteTracedException | None:
-        """A mirror would have removed too much of a list: none ran (mirror.py), and the sync fails."""
-        return config_error(self.mirror.refusal) if self.mirror.refusal else None
-
-    def _too_many_rejected(self) -> AirbyteTracedException | None:
-        received, rejected = self.report.total_received(), self.report.total_rejected()
-        if received and rejected / received > self.config.max_rejected_share:
-            return config_error(
-                f"{rejected} of {received} rows ({rejected / received:.0%}) were rejected, more than "
-                f"`max_rejected_share` ({self.config.max_rejected_share:.0%}). The other rows were delivered. "
-                "The 'Rejected record' log lines say why (no row data is logged): fix the source data or the "
-                "stream mapping, or raise `max_rejected_share`."
-            )
-        return None
-
     def _write(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
         dispatcher, ledger = self.sinks.dispatcher, self.ledger
-        stop = self.stop
+        stop = dispatcher.stop
         for message in messages:
             if message is None or stop.requested:
                 # Woken with no message (a request finished, SIGTERM, a quiet second), or stopping.
@@ -297,11 +255,11 @@ class KlaviyoWriter:
             elif kind == "TRACE" and (message.get("trace") or {}).get("type") == "STREAM_STATUS":
                 self._stream_status(message["trace"])
             # LOG, other TRACE and CONTROL messages from the source need no action here.
-        self.input_finished = True
+        self.progress.input_finished = True
         self.sinks.flush()
         # Wait for the first completion, release, repeat: a request still retrying holds back only
         # the states after its rows.
-        yield from self._waiting(self._in_flight, self._released_states)
+        yield from self._waiting(dispatcher.in_flight, self._released_states)
         yield from self._released_states(every_time=True)
         self.mirror.run(
             self.sinks.context.client,
@@ -328,5 +286,5 @@ class KlaviyoWriter:
             dispatcher.in_flight_count(),
             dispatcher.max_in_flight,
             self.ledger.states_released,
-            self.input_finished,
+            self.progress.input_finished,
         )

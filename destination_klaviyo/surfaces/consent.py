@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from destination_klaviyo.batching import BodyBatch, Entry
-from destination_klaviyo.sinks import Request
+from destination_klaviyo.sinks import Request, Sink
 
 PersonKey = tuple[str, str]  # ("email", "ada@example.com"), ("phone_number", "+15005550006"), ("id", ...)
 
@@ -84,3 +84,34 @@ class Lane:
         for sent_keys, future in self.sent:
             if not future.done() and not sent_keys.isdisjoint(keys):
                 future.result()
+
+
+class LaneSink(Sink):
+    """A consent sink: one lane per kind of request, a person's rows reaching Klaviyo in row order."""
+
+    lanes: tuple[Lane, ...] = ()  # set by the subclass, in the order `flush` sends them
+
+    def queue(self, row: Entry, item: bytes, keys: frozenset[PersonKey], lane: Lane, earlier: Iterable[Lane]) -> None:
+        """Put a rendered row in `lane` once the person's rows in the `earlier` (opposite) lanes were
+        sent and accepted: their open batch goes now, and this row waits for Klaviyo's answer."""
+        for other in earlier:
+            if other.holds(keys):
+                self._flush(other)
+        for other in earlier:
+            other.wait_for(keys)
+        if not lane.batch.fits(item):
+            self._flush(lane)
+        lane.add(row, item, keys)
+
+    def _flush(self, lane: Lane) -> None:
+        taken = lane.take()
+        if taken is not None:
+            batch, keys = taken
+            lane.sent_as(keys, self.submit(batch, lane.request))
+
+    def flush(self) -> None:
+        for lane in self.lanes:
+            self._flush(lane)
+
+    def open_batches(self) -> tuple[BodyBatch, ...]:
+        return tuple(lane.batch for lane in self.lanes)

@@ -64,9 +64,9 @@ from destination_klaviyo.rendering import (
     identifiers,
     render_row,
 )
-from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
+from destination_klaviyo.sinks import Pointers, Request, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, ConsentChannel, Surface, SurfaceSpec
-from destination_klaviyo.surfaces.consent import ConsentItem, Lane, PersonKey, person_keys
+from destination_klaviyo.surfaces.consent import ConsentItem, Lane, LaneSink, PersonKey, person_keys
 
 if TYPE_CHECKING:
     from destination_klaviyo.routing import StreamRoute
@@ -259,7 +259,7 @@ def new_unsubscribe_batch(list_id: Optional[str]) -> BodyBatch:
 
 
 # -- the sink --------------------------------------------------------------------------------------
-class SubscriptionSink(Sink):
+class SubscriptionSink(LaneSink):
     """Subscribes into, and guardedly unsubscribes from, one list; a person's rows keep their order."""
 
     pointers = Pointers(
@@ -279,6 +279,7 @@ class SubscriptionSink(Sink):
         self.unsubscribes = Lane(
             Request("unsubscribe jobs", "unsubscribe", self._unsubscribe), lambda: new_unsubscribe_batch(list_id)
         )
+        self.lanes = (self.subscribes, self.historical, self.unsubscribes)
         self.lock = threading.Lock()  # what follows is written by worker threads
         self.unsubscribed_here: dict[PersonKey, set[str]] = {}  # people this sync unsubscribed, and from what
         self.global_seqs: set[int] = set()  # unsubscribe rows sent for non-members (allow_global_unsubscribe)
@@ -326,27 +327,7 @@ class SubscriptionSink(Sink):
         else:
             lane = self.historical if rendered.historical else self.subscribes
             earlier = (self.unsubscribes,)
-        for other in earlier:
-            if other.holds(keys):
-                self._flush(other)
-        for other in earlier:
-            other.wait_for(keys)
-        if not lane.batch.fits(rendered.item):
-            self._flush(lane)
-        lane.add(row, rendered.item, keys)
-
-    def _flush(self, lane: Lane) -> None:
-        taken = lane.take()
-        if taken is not None:
-            batch, keys = taken
-            lane.sent_as(keys, self.submit(batch, lane.request))
-
-    def flush(self) -> None:
-        for lane in (self.subscribes, self.historical, self.unsubscribes):
-            self._flush(lane)
-
-    def open_batches(self) -> tuple[BodyBatch, ...]:
-        return (self.subscribes.batch, self.historical.batch, self.unsubscribes.batch)
+        self.queue(row, rendered.item, keys, lane, earlier)
 
     # -- requests ---------------------------------------------------------------------------------
     def _subscribe(self, body: bytes) -> str:

@@ -22,9 +22,9 @@ from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.rendering import Rejection, identifiers, render_row
-from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
+from destination_klaviyo.sinks import Pointers, Request, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
-from destination_klaviyo.surfaces.consent import ConsentItem, Lane, person_keys
+from destination_klaviyo.surfaces.consent import ConsentItem, Lane, LaneSink, person_keys
 
 MAX_EMAILS_PER_SUPPRESSION_JOB = 100  # "Email address per request limit: 100"
 MAX_SUPPRESSION_BODY_BYTES = 5 * 1000 * 1000  # no limit in the spec; 100 addresses are far below
@@ -48,7 +48,7 @@ def new_suppression_batch(remove: bool) -> BodyBatch:
     return BodyBatch(prefix, b"]}}}}", MAX_EMAILS_PER_SUPPRESSION_JOB, MAX_SUPPRESSION_BODY_BYTES)
 
 
-class SuppressionSink(Sink):
+class SuppressionSink(LaneSink):
     """Suppress and unsuppress jobs; an address's rows take effect in their order."""
 
     pointers = Pointers(
@@ -66,6 +66,7 @@ class SuppressionSink(Sink):
             Request("unsuppression jobs", "unsuppress", lambda body: self._send(body, remove=True)),
             lambda: new_suppression_batch(remove=True),
         )
+        self.lanes = (self.suppresses, self.unsuppresses)
 
     def add(self, row: Entry, data: Mapping[str, Any], *, remove: bool = False) -> None:
         rendered = render_row(render_suppression_item, data)
@@ -74,25 +75,7 @@ class SuppressionSink(Sink):
             return
         keys = rendered.keys
         lane, other = (self.unsuppresses, self.suppresses) if remove else (self.suppresses, self.unsuppresses)
-        if other.holds(keys):
-            self._flush(other)
-        other.wait_for(keys)
-        if not lane.batch.fits(rendered.item):
-            self._flush(lane)
-        lane.add(row, rendered.item, keys)
-
-    def _flush(self, lane: Lane) -> None:
-        taken = lane.take()
-        if taken is not None:
-            batch, keys = taken
-            lane.sent_as(keys, self.submit(batch, lane.request))
-
-    def flush(self) -> None:
-        self._flush(self.suppresses)
-        self._flush(self.unsuppresses)
-
-    def open_batches(self) -> tuple[BodyBatch, ...]:
-        return (self.suppresses.batch, self.unsuppresses.batch)
+        self.queue(row, rendered.item, keys, lane, (other,))
 
     def _send(self, body: bytes, *, remove: bool) -> str:
         assert self.context.client is not None
