@@ -41,6 +41,9 @@ class Dispatcher:
         # and errors while nothing has changed (reading it needs no lock; a lost increment would
         # hold states back, so bumping it takes one).
         self.finished_count = 0
+        # Set (never cleared) once a job failed: long-running jobs look at it to stop early, since the
+        # sync will end failed anyway (the failure itself is raised on the main thread).
+        self.failure_seen = False
         self.submitted_count = 0
         self.started_count = 0  # jobs a worker has picked up; the rest wait in the pool's queue
         self._count_lock = threading.Lock()
@@ -66,7 +69,9 @@ class Dispatcher:
         """The jobs not finished yet (started or queued)."""
         return [f for f in self.futures if not f.done()]
 
-    def _count_completion(self, _: Future[None]) -> None:
+    def _count_completion(self, future: Future[None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self.failure_seen = True
         with self._count_lock:
             self.finished_count += 1
         self.wakeup.set()

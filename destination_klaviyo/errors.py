@@ -113,7 +113,8 @@ def _classify_api_error(exc: KlaviyoApiError) -> tuple[FailureType, str]:
         needed = ", ".join(endpoint.scopes) if endpoint else ", ".join(ALL_SCOPES)
         return FailureType.config_error, (
             f"The private API key lacks a scope needed for {exc.method} {exc.path} ({needed}; 403: {details}). "
-            f"Edit the key in Klaviyo > Settings > API keys and grant: {', '.join(ALL_SCOPES)}."
+            f"Edit the key in Klaviyo > Settings > API keys and grant {needed} (the scopes each surface needs are "
+            "listed in the docs: grant only those of the surfaces you use)."
         )
     if is_missing_list(exc):
         list_match = _LIST_PATH.match(exc.path)

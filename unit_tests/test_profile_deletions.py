@@ -191,3 +191,22 @@ def test_the_progress_eta_of_a_backlog():
         backlog_text("profile deletions", 3480, 58 / 60) == ", 3,480 profile deletions pending (about 1h00m at 58/min)"
     )
     assert backlog_text("profile deletions", 10, 58 / 60) == ", 10 profile deletions pending (about 1 min at 58/min)"
+
+
+def test_the_deletion_lane_stops_early_once_another_request_of_the_sync_failed():
+    from destination_klaviyo.dispatch import Dispatcher
+
+    client = FakeKlaviyo()
+    dispatcher = Dispatcher(2)
+    try:
+        failed = dispatcher.submit(lambda: 1 / 0)  # another sink's request fails first
+        failed.exception()  # wait for it (its done callback sets failure_seen)
+        assert dispatcher.failure_seen
+        report = SyncReport()
+        sink = DeletionSink(SinkContext(client, report, dispatcher=dispatcher))
+        for seq in range(5):
+            sink.add(entry(seq), {"email": f"u{seq}@example.com"})
+        sink.lane.exception(timeout=10)  # the lane ended without sending the queued deletions
+        assert client.deleted == [] and sink.lowest_pending_seq() == 0  # so no state after them goes out
+    finally:
+        dispatcher.close()

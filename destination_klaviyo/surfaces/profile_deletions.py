@@ -135,10 +135,14 @@ class DeletionSink(Sink):
         return f"Profile deletions of stream '{row.stream}'"
 
     def _enqueue(self, deletion: Deletion) -> None:
+        dispatcher = self.context.dispatcher
         with self.changed:
             while len(self.queue) >= MAX_QUEUED:
                 if self.lane is not None and self.lane.done():
                     self.lane.result()  # the lane failed: raise its error here
+                if dispatcher is not None:  # the lane stops early on these: raise them rather than wait
+                    dispatcher.raise_errors()
+                    dispatcher.stop.check()
                 self.changed.wait(timeout=5.0)
             self.queue.append(deletion)
             start = not self.lane_active
@@ -152,10 +156,16 @@ class DeletionSink(Sink):
                 self.lane = dispatcher.submit(self._drain)
 
     def _drain(self) -> None:
-        """The lane: send queued deletions until the queue is empty (then a later row starts a new lane)."""
+        """The lane: send queued deletions until the queue is empty (then a later row starts a new lane).
+
+        It stops early once another request of the sync failed or SIGTERM came: the sync ends failed
+        anyway, and hours of queued deletions must not stand between it and its report. What was not
+        sent stays pending, so no state after it is echoed."""
+        dispatcher = self.context.dispatcher
         while True:
             with self.changed:
-                if not self.queue:
+                stopping = dispatcher is not None and (dispatcher.failure_seen or dispatcher.stop.requested)
+                if not self.queue or stopping:
                     self.lane_active = False
                     self.changed.notify_all()
                     return
