@@ -25,7 +25,7 @@ WORKDIR /airbyte/integration_code
 COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY --from=builder /build/dist/ /tmp/dist/
-RUN pip install --no-cache-dir --no-deps /tmp/dist/destination_klaviyo-0.1.0-py3-none-any.whl \
+RUN pip install --no-cache-dir --no-deps /tmp/dist/destination_klaviyo-0.2.0-py3-none-any.whl \
     && rm -rf /tmp/dist
 COPY --chmod=755 entrypoint.sh /entrypoint.sh
 
@@ -37,4 +37,4 @@ ENV AIRBYTE_ENTRYPOINT="/entrypoint.sh"
 ENTRYPOINT ["/entrypoint.sh"]
 
 LABEL io.airbyte.name=airbyte/destination-klaviyo
-LABEL io.airbyte.version=0.1.0
+LABEL io.airbyte.version=0.2.0

@@ -1,6 +1,6 @@
 """Airbyte destination for Klaviyo."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from destination_klaviyo.destination import DestinationKlaviyo  # noqa: E402
 
