@@ -91,9 +91,7 @@ class Rejection:
     hint: Optional[str] = None
 
     def __post_init__(self) -> None:
-        # A column name can itself hold a lone surrogate; the log line naming it must still be writable.
-        if not self.detail.isascii():
-            object.__setattr__(self, "detail", printable(self.detail))
+        _writable_detail(self)
 
 
 @dataclass(frozen=True)
@@ -104,9 +102,13 @@ class Omission:
     detail: str
 
     def __post_init__(self) -> None:
-        # A column name can itself hold a lone surrogate; the log line naming it must still be writable.
-        if not self.detail.isascii():
-            object.__setattr__(self, "detail", printable(self.detail))
+        _writable_detail(self)
+
+
+def _writable_detail(reason: Union[Rejection, Omission]) -> None:
+    # A column name can itself hold a lone surrogate; the log line naming it must still be writable.
+    if not reason.detail.isascii():
+        object.__setattr__(reason, "detail", printable(reason.detail))
 
 
 @dataclass(frozen=True)

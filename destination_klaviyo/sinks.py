@@ -286,3 +286,14 @@ class SinkPool:
         """This sync's bulk import jobs into `list_id` that Klaviyo had not finished after waiting."""
         feeding = [sink for sink in self.sinks.values() if sink.list_id == list_id]
         return [job_id for sink in feeding for job_id in sink.unfinished_imports(max_wait)]
+
+
+def probe_scope(send: Callable[[bytes], Any], body: bytes) -> None:
+    """For `check`: send a request that changes nothing (it names no event, no profile). Klaviyo's
+    403 (the key lacks the write scope) and transient failures are raised; any other refusal (400:
+    nothing in it) means Klaviyo authorized the request, so the key has the scope."""
+    try:
+        send(body)
+    except KlaviyoApiError as exc:
+        if exc.status in (401, 403) or exc.status >= 429:
+            raise

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 import orjson
 
 from destination_klaviyo.batching import BodyBatch, Entry
-from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
+from destination_klaviyo.client import KlaviyoClient
 from destination_klaviyo.errors import config_error
 from destination_klaviyo.rendering import (
     DEFAULT_PHONE_RULES,
@@ -51,7 +51,7 @@ from destination_klaviyo.rendering import (
     render_row,
     serialize,
 )
-from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
+from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext, probe_scope
 from destination_klaviyo.surfaces.base import UPSERT_MODES, Surface, SurfaceSpec
 from destination_klaviyo.surfaces.profiles import MATCHING_KEYS, profile_schema
 
@@ -393,13 +393,8 @@ PROBE_BODY = BODY_PREFIX + BODY_SUFFIX
 
 
 def probe_write_scope(client: KlaviyoClient) -> None:
-    """Raise Klaviyo's 403 when the key lacks events:write; any other refusal of the empty request
-    (400: no event in it) means Klaviyo authorized it, so the key has the scope."""
-    try:
-        client.create_event_bulk_job(PROBE_BODY)
-    except KlaviyoApiError as exc:
-        if exc.status in (401, 403) or exc.status >= 429:
-            raise
+    """Klaviyo's 403 when the key lacks events:write (see sinks.probe_scope)."""
+    probe_scope(client.create_event_bulk_job, PROBE_BODY)
 
 
 # -- discover ------------------------------------------------------------------------------------

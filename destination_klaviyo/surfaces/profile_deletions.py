@@ -48,7 +48,7 @@ from destination_klaviyo.rendering import (
     identifiers,
     render_row,
 )
-from destination_klaviyo.sinks import Sink, SinkContext
+from destination_klaviyo.sinks import Sink, SinkContext, probe_scope
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
 
 # (rendered key, the columns it comes from), most specific first; see the module docstring.
@@ -242,12 +242,8 @@ PROBE_BODY = orjson.dumps({"data": {"type": "data-privacy-deletion-job", "attrib
 
 
 def probe_write_scope(client: KlaviyoClient) -> None:
-    """Raise Klaviyo's 403 when the key lacks data-privacy:write; a 400 (no identifier) means it has it."""
-    try:
-        client.request_profile_deletion(PROBE_BODY)
-    except KlaviyoApiError as exc:
-        if exc.status in (401, 403) or exc.status >= 429:
-            raise
+    """Klaviyo's 403 when the key lacks data-privacy:write (see sinks.probe_scope)."""
+    probe_scope(client.request_profile_deletion, PROBE_BODY)
 
 
 def schema(target_field: str) -> dict[str, Any]:
