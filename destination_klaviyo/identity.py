@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from destination_klaviyo.client import MAX_FILTER_VALUES, KlaviyoClient, any_filter
 
-# The keys `rendering.identifiers` produces, most specific first: the order a bulk import matches by.
+# The keys `identifiers.identifiers` produces, most specific first: the order a bulk import matches by.
 MATCH_ORDER = ("id", "email", "phone_number", "external_id")
 
 IdentityKey = tuple[str, str]  # (field, normalized value)

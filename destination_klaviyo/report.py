@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from destination_klaviyo.batching import Entry
-from destination_klaviyo.rendering import Omission, Rejection
+from destination_klaviyo.rejections import Omission, Rejection
 
 logger = logging.getLogger("airbyte")
 

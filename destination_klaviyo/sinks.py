@@ -21,8 +21,9 @@ from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import MissingList, is_missing_list, redact_detail
+from destination_klaviyo.identifiers import DEFAULT_PHONE_RULES, PhoneRules
 from destination_klaviyo.identity import Identities
-from destination_klaviyo.rendering import DEFAULT_PHONE_RULES, PhoneRules, Rejection
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport
 
 if TYPE_CHECKING:

@@ -27,10 +27,11 @@ from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUn
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.errors import config_error, transient_error
 from destination_klaviyo.registry import registry_update_message
-from destination_klaviyo.rendering import Rejection, target_problem
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import StreamRoute
 from destination_klaviyo.state import StreamKey
+from destination_klaviyo.totality import target_problem
 
 logger = logging.getLogger("airbyte")
 

@@ -24,9 +24,10 @@ from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUn
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
 from destination_klaviyo.errors import ImportsPending, MissingList, StopRequested, as_traced, config_error, system_error
+from destination_klaviyo.identifiers import PhoneRules
 from destination_klaviyo.mirror import MirrorPlan
 from destination_klaviyo.progress import Progress, ProgressSample
-from destination_klaviyo.rendering import PhoneRules, Rejection
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import Routes, StreamRoute
 from destination_klaviyo.sinks import SinkContext, SinkPool

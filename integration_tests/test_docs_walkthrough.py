@@ -16,7 +16,7 @@ import subprocess
 
 import orjson
 
-from destination_klaviyo.rendering import PhoneRules
+from destination_klaviyo.identifiers import PhoneRules
 from destination_klaviyo.surfaces.profiles import render_profile
 from integration_tests.harness import ROOT
 

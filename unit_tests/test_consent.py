@@ -12,7 +12,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import ApiErrorItem, KlaviyoApiError, KlaviyoUnreachable
 from destination_klaviyo.config import parse_config
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import SinkContext
 from destination_klaviyo.surfaces import SURFACES, Surface, removing_surfaces

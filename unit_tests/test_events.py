@@ -14,7 +14,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import ApiErrorItem, KlaviyoApiError
 from destination_klaviyo.config import parse_config
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.routing import route_stream
 from destination_klaviyo.sinks import SinkContext
@@ -469,7 +469,7 @@ def test_the_probe_body_holds_no_event():
 
 # -- the person's columns: the rules shared with profiles (phones, location, near-miss names) ---------
 def test_an_event_row_follows_the_profile_rules_for_phones_location_and_misnamed_identifiers():
-    from destination_klaviyo.rendering import PhoneRules
+    from destination_klaviyo.identifiers import PhoneRules
 
     row = {"email": "a@b.co", "phone_number": "06 12 34 56 78", "city": "Lyon", "sku": "X"}
     out = render_event(row, plan(), NOW, phones=PhoneRules(default_region="FR"))

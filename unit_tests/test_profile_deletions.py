@@ -14,7 +14,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import ApiErrorItem, KlaviyoApiError
 from destination_klaviyo.config import parse_config
-from destination_klaviyo.rendering import Rejection
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport, backlog_text
 from destination_klaviyo.routing import Routes, route_stream
 from destination_klaviyo.sinks import SinkContext

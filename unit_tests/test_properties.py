@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from destination_klaviyo.batching import Entry
-from destination_klaviyo.rendering import Amended, Rejection
+from destination_klaviyo.rejections import Amended, Rejection
 from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import SinkContext
 from destination_klaviyo.surfaces import profiles as profile_surface

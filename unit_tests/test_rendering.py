@@ -1,7 +1,8 @@
 import orjson
 import pytest
 
-from destination_klaviyo.rendering import Amended, PhoneRules, Rejection, phone_e164
+from destination_klaviyo.identifiers import PhoneRules, phone_e164
+from destination_klaviyo.rejections import Amended, Rejection
 from destination_klaviyo.surfaces.list_memberships_by_profile_id import render_profile_reference
 from destination_klaviyo.surfaces.profiles import MAX_PROFILE_BYTES, render_profile
 

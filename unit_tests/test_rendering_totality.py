@@ -4,9 +4,10 @@ import orjson
 import pytest
 
 from destination_klaviyo.protocol import dumps, read_messages
-from destination_klaviyo.rendering import MAX_DEPTH, MAX_TARGET_CHARS, Rejection, render_row, target_problem
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.surfaces.list_memberships_by_profile_id import render_profile_reference
 from destination_klaviyo.surfaces.profiles import MAX_PROFILE_BYTES, render_profile
+from destination_klaviyo.totality import MAX_DEPTH, MAX_TARGET_CHARS, render_row, target_problem
 
 
 def nested(depth, leaf=1):

@@ -5,7 +5,7 @@ import logging
 from destination_klaviyo.batching import Entry
 from destination_klaviyo.mirror import MIRROR_SAFETY_MIN_MEMBERS, ListMirror
 from destination_klaviyo.progress import ProgressSample, _waiting_for
-from destination_klaviyo.rendering import Omission, Rejection
+from destination_klaviyo.rejections import Omission, Rejection
 from destination_klaviyo.report import SyncReport, duration, plural
 
 

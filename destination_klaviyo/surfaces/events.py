@@ -38,22 +38,19 @@ import orjson
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoClient
 from destination_klaviyo.errors import config_error
-from destination_klaviyo.rendering import (
+from destination_klaviyo.identifiers import (
     DEFAULT_PHONE_RULES,
     IDENTIFIER_COLUMNS,
-    Omission,
     PhoneRules,
-    Rejection,
-    event_columns,
     identifiers,
-    longest_string_column,
     missing_identifier,
-    render_row,
-    serialize,
 )
+from destination_klaviyo.rejections import Omission, Rejection
+from destination_klaviyo.rendering import event_columns
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext, probe_scope
 from destination_klaviyo.surfaces.base import UPSERT_MODES, Surface, SurfaceSpec
 from destination_klaviyo.surfaces.profiles import MATCHING_KEYS, profile_schema
+from destination_klaviyo.totality import longest_string_column, render_row, serialize
 
 if TYPE_CHECKING:
     from destination_klaviyo.routing import StreamRoute

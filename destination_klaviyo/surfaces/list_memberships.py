@@ -35,16 +35,10 @@ from airbyte_cdk.models import DestinationSyncMode
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import KlaviyoApiError
 from destination_klaviyo.errors import ImportsPending, MissingList, is_missing_list
+from destination_klaviyo.identifiers import IDENTIFIER_COLUMNS, PROFILE_ID_COLUMN, identifiers, missing_identifier
 from destination_klaviyo.identity import Identities, IdentityKey, identity_keys, resolve
 from destination_klaviyo.jobs import MAX_WAIT_SECONDS, wait_for_jobs
-from destination_klaviyo.rendering import (
-    IDENTIFIER_COLUMNS,
-    PROFILE_ID_COLUMN,
-    Rejection,
-    identifiers,
-    missing_identifier,
-    render_row,
-)
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.sinks import Request, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
 from destination_klaviyo.surfaces.list_memberships_by_profile_id import MAX_PROFILES_PER_RELATIONSHIP_REQUEST
@@ -55,6 +49,7 @@ from destination_klaviyo.surfaces.profiles import (
     new_bulk_job_batch,
     profile_schema,
 )
+from destination_klaviyo.totality import render_row
 
 # Removal rows resolved and removed together: one DELETE request's worth when each row is one profile.
 MAX_REMOVAL_ROWS = MAX_PROFILES_PER_RELATIONSHIP_REQUEST

@@ -18,18 +18,12 @@ import orjson
 from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
+from destination_klaviyo.identifiers import PROFILE_ID_COLUMN, identifiers, missing_identifier
 from destination_klaviyo.identity import Identities
-from destination_klaviyo.rendering import (
-    PROFILE_ID_COLUMN,
-    Rejection,
-    Rendered,
-    identifiers,
-    invalid_text,
-    missing_identifier,
-    render_row,
-)
+from destination_klaviyo.rejections import Rejection, Rendered
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext, accepted
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
+from destination_klaviyo.totality import invalid_text, render_row
 
 MAX_PROFILES_PER_RELATIONSHIP_REQUEST = 1_000
 MAX_RELATIONSHIP_BODY_BYTES = 5 * 1000 * 1000

@@ -38,18 +38,18 @@ from airbyte_cdk.models import DestinationSyncMode
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import MAX_FILTER_VALUES, PACED_RATES, KlaviyoApiError, KlaviyoClient
 from destination_klaviyo.errors import redact_detail
-from destination_klaviyo.identity import resolve
-from destination_klaviyo.rendering import (
+from destination_klaviyo.identifiers import (
     DEFAULT_PHONE_RULES,
     PHONE_COLUMNS,
     PROFILE_ID_COLUMN,
     PhoneRules,
-    Rejection,
     identifiers,
-    render_row,
 )
+from destination_klaviyo.identity import resolve
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.sinks import Sink, SinkContext, probe_scope
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
+from destination_klaviyo.totality import render_row
 
 # (rendered key, the columns it comes from), most specific first; see the module docstring.
 DELETION_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (

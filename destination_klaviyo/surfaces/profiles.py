@@ -15,24 +15,20 @@ from typing import Any, Mapping, Optional
 import orjson
 
 from destination_klaviyo.batching import BodyBatch, Entry
-from destination_klaviyo.jobs import verify_jobs
-from destination_klaviyo.rendering import (
+from destination_klaviyo.identifiers import (
     DEFAULT_PHONE_RULES,
     IDENTIFIER_COLUMNS,
-    LOCATION_KEYS,
     PROFILE_ID_COLUMN,
-    Amended,
     PhoneRules,
-    Rejection,
-    Rendered,
     identifiers,
     missing_identifier,
-    profile_attributes,
-    serialize,
-    unrenderable,
 )
+from destination_klaviyo.jobs import verify_jobs
+from destination_klaviyo.rejections import Amended, Rejection, Rendered
+from destination_klaviyo.rendering import LOCATION_KEYS, profile_attributes
 from destination_klaviyo.sinks import Pointers, Request, Sink, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
+from destination_klaviyo.totality import serialize, unrenderable
 
 logger = logging.getLogger("airbyte")
 

@@ -56,17 +56,12 @@ from airbyte_cdk.models import DestinationSyncMode
 from destination_klaviyo.batching import BodyBatch, Entry
 from destination_klaviyo.client import MAX_FILTER_VALUES, KlaviyoApiError, KlaviyoUnreachable, any_filter
 from destination_klaviyo.errors import MissingList, is_missing_list
-from destination_klaviyo.rendering import (
-    DEFAULT_PHONE_RULES,
-    PROFILE_ID_COLUMN,
-    PhoneRules,
-    Rejection,
-    identifiers,
-    render_row,
-)
+from destination_klaviyo.identifiers import DEFAULT_PHONE_RULES, PROFILE_ID_COLUMN, PhoneRules, identifiers
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.sinks import Pointers, Request, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, ConsentChannel, Surface, SurfaceSpec
 from destination_klaviyo.surfaces.consent import ConsentItem, Lane, LaneSink, PersonKey, person_keys
+from destination_klaviyo.totality import render_row
 
 if TYPE_CHECKING:
     from destination_klaviyo.routing import StreamRoute

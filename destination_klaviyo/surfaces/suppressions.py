@@ -21,10 +21,12 @@ import orjson
 from airbyte_cdk.models import DestinationSyncMode
 
 from destination_klaviyo.batching import BodyBatch, Entry
-from destination_klaviyo.rendering import Rejection, identifiers, render_row
+from destination_klaviyo.identifiers import identifiers
+from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.sinks import Pointers, Request, SinkContext
 from destination_klaviyo.surfaces.base import STRING, UPSERT_MODES, Surface, SurfaceSpec
 from destination_klaviyo.surfaces.consent import ConsentItem, Lane, LaneSink, person_keys
+from destination_klaviyo.totality import render_row
 
 MAX_EMAILS_PER_SUPPRESSION_JOB = 100  # "Email address per request limit: 100"
 MAX_SUPPRESSION_BODY_BYTES = 5 * 1000 * 1000  # no limit in the spec; 100 addresses are far below
