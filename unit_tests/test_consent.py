@@ -17,22 +17,22 @@ from destination_klaviyo.report import SyncReport
 from destination_klaviyo.sinks import SinkContext
 from destination_klaviyo.surfaces import SURFACES, Surface, removing_surfaces
 from destination_klaviyo.surfaces.base import ConsentChannel as C
-from destination_klaviyo.surfaces.subscriptions import (
-    GLOBAL_UNSUBSCRIBE,
+from destination_klaviyo.surfaces.subscription_items import (
     MAX_PROFILES_PER_SUBSCRIBE,
     MAX_PROFILES_PER_UNSUBSCRIBE,
     SubscriptionPlan,
-    SubscriptionSink,
     new_subscribe_batch,
     new_unsubscribe_batch,
     render_subscription,
 )
+from destination_klaviyo.surfaces.subscriptions import SubscriptionSink
 from destination_klaviyo.surfaces.suppressions import (
     MAX_EMAILS_PER_SUPPRESSION_JOB,
     SuppressionSink,
     new_suppression_batch,
     render_suppression_item,
 )
+from destination_klaviyo.surfaces.unsubscribe_guard import GLOBAL_UNSUBSCRIBE
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 EMAIL = SubscriptionPlan(frozenset({C.EMAIL_MARKETING}))
@@ -301,7 +301,7 @@ def test_email_and_phone_must_belong_to_one_member():
 
 
 def test_a_lost_answer_is_followed_by_a_fresh_look_and_never_a_blind_resend(monkeypatch):
-    monkeypatch.setattr("destination_klaviyo.surfaces.subscriptions.time.sleep", lambda s: None)
+    monkeypatch.setattr("destination_klaviyo.surfaces.unsubscribe_guard.time.sleep", lambda s: None)
     client = FakeKlaviyo([("P1", {"email": "a@example.com"}), ("P2", {"email": "b@example.com"})])
     lost = KlaviyoApiError("POST", "/api/profile-subscription-bulk-delete-jobs", 500, [])
     client.fail_unsubscribe = [(True, lost), (False, KlaviyoUnreachable("timeout")), (True, None)]
@@ -315,7 +315,7 @@ def test_a_lost_answer_is_followed_by_a_fresh_look_and_never_a_blind_resend(monk
 
 
 def test_a_lost_answer_with_people_still_on_the_list_stops_rather_than_resend(monkeypatch):
-    monkeypatch.setattr("destination_klaviyo.surfaces.subscriptions.time.sleep", lambda s: None)
+    monkeypatch.setattr("destination_klaviyo.surfaces.unsubscribe_guard.time.sleep", lambda s: None)
     client = FakeKlaviyo([("P1", {"email": "a@example.com"})])
     lost = KlaviyoApiError("POST", "/api/profile-subscription-bulk-delete-jobs", 503, [])
     client.fail_unsubscribe = [(False, lost)]  # not applied (yet): Klaviyo may still run it
@@ -343,7 +343,7 @@ def test_people_already_unsubscribed_in_klaviyo_are_done_not_rejected():
 
 
 def test_a_refused_request_is_sent_again_after_a_look(monkeypatch):
-    monkeypatch.setattr("destination_klaviyo.surfaces.subscriptions.time.sleep", lambda s: None)
+    monkeypatch.setattr("destination_klaviyo.surfaces.unsubscribe_guard.time.sleep", lambda s: None)
     client = FakeKlaviyo([("P1", {"email": "a@example.com"})])
     throttled = KlaviyoApiError("POST", "/x", 429, [ApiErrorItem(None, "429", "throttled", None, None, None)], "0")
     client.fail_unsubscribe = [(False, throttled)]
