@@ -301,22 +301,22 @@ def deletion_row(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def emulator_seed(kind: str, rows: int) -> dict[str, Any]:
+def emulator_seed(kind: str, rows: int, seed: int = SEED) -> dict[str, Any]:
     """What the emulator must hold before the run, for the kinds that act on existing data:
     `lists` (names to create) and `profiles` (`[email, list name or None]`: a profile, and the list
     it is a member of)."""
     if kind == "manylists":
         return {"lists": manylist_names(), "profiles": []}
     if kind == "unsubscribes":
-        members = [[m["record"]["data"]["email"], m["record"]["data"]["list"]] for m in _records(kind, rows)]
+        members = [[m["record"]["data"]["email"], m["record"]["data"]["list"]] for m in _records(kind, rows, seed)]
         return {"lists": [optout_list_name(k) for k in range(OPTOUT_LISTS)], "profiles": members}
     if kind == "deletions":
-        return {"lists": [], "profiles": [[m["record"]["data"]["email"], None] for m in _records(kind, rows)]}
+        return {"lists": [], "profiles": [[m["record"]["data"]["email"], None] for m in _records(kind, rows, seed)]}
     return {"lists": [], "profiles": []}
 
 
-def _records(kind: str, rows: int) -> Iterator[dict[str, Any]]:
-    return (m for m in messages(kind, rows) if m["type"] == "RECORD")
+def _records(kind: str, rows: int, seed: int) -> Iterator[dict[str, Any]]:
+    return (m for m in messages(kind, rows, seed) if m["type"] == "RECORD")
 
 
 def messages(kind: str, rows: int, seed: int = SEED) -> Iterator[dict[str, Any]]:

@@ -208,17 +208,22 @@ def _pump(pipe: Any, out: Any, timed: list[tuple[float, bytes]]) -> None:
 
 class Emulator:
     """The emulator as its own process (so its CPU never counts as the connector's), on a free port.
-    With `seed` (kind, rows), bench/seeded_emulator.py starts it with that input's data already in
+    With `seed` (kind, rows, random seed), bench/seeded_emulator.py starts it with that input's data already in
     (lists, profiles, list members) and writes the lists' ids to `lists_out`."""
 
     def __init__(
-        self, extra_args: list[str], log: Path, seed: Optional[tuple[str, int]] = None, lists_out: Optional[Path] = None
+        self,
+        extra_args: list[str],
+        log: Path,
+        seed: Optional[tuple[str, int, int]] = None,
+        lists_out: Optional[Path] = None,
     ) -> None:
         launcher = ["-m", "integration_tests.klaviyo_emulator"]
         if seed is not None:
             assert lists_out is not None
-            launcher = [str(BENCH / "seeded_emulator.py"), "--seed-kind", seed[0], "--seed-rows", str(seed[1])]
-            launcher += ["--lists-out", str(lists_out)]
+            kind, rows, value = seed
+            launcher = [str(BENCH / "seeded_emulator.py"), "--seed-kind", kind, "--seed-rows", str(rows)]
+            launcher += ["--seed-value", str(value), "--lists-out", str(lists_out)]
         self.args = [
             sys.executable, *launcher,
             "--host", "127.0.0.1", "--port", "0", "--api-key", API_KEY, "--lean", *extra_args,
@@ -513,6 +518,7 @@ class Logged:
     read_below: Optional[float] = None  # last progress line before every row was read
     read_all: Optional[float] = None  # first progress line with every row read
     states: list[float] = field(default_factory=list)
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (time, rows read), every 5 s
     config_updates: int = 0  # CONNECTOR_CONFIG control messages (target registry updates)
     config_update_bytes: int = 0
 
@@ -539,6 +545,7 @@ def read_timed(timed: list[tuple[float, bytes]], rows: int) -> Logged:
             progress = PROGRESS.match(text)
             if progress:
                 read = int(progress.group(1).replace(",", ""))
+                logged.progress.append((at, read))
                 if read < rows:
                     logged.read_below = at
                 elif logged.read_all is None:
@@ -559,7 +566,7 @@ def fewest_jobs(data: Path, source_dir: Optional[Path], group_column: Optional[s
 
 
 def throttled(case: Case, rows: int, args: argparse.Namespace, tmp: Path, source_dir: Optional[Path]) -> dict:
-    data = datagen.ensure_file(case.name, rows)
+    data = datagen.ensure_file(case.name, rows, seed=args.seed)
     states = datagen.count_states(data)
     packing = None
     if case.name in ("bigprofiles", "manylists"):  # before the emulator starts: nothing else runs
@@ -568,7 +575,7 @@ def throttled(case: Case, rows: int, args: argparse.Namespace, tmp: Path, source
     extra = ["--rate-limits", "klaviyo", "--latency-ms", str(args.latency_ms), "--time-scale", str(scale)]
     label = f"throttled-{case.name}-{rows}"
     lists_out = tmp / f"{label}.lists.json"
-    seed = (case.name, rows) if case.seeded else None
+    seed = (case.name, rows, args.seed) if case.seeded else None
     timed: list[tuple[float, bytes]] = []
     with Emulator(extra, tmp / f"{label}.emulator.log", seed, lists_out) as emulator:
         list_ids: dict[str, str] = json.loads(lists_out.read_text()) if seed else {}
@@ -601,6 +608,8 @@ def throttled(case: Case, rows: int, args: argparse.Namespace, tmp: Path, source
         "kind": case.name,
         "surface": case.surface,
         "rows": rows,
+        "seed": args.seed,
+        "first_state_at_row": _first_state(data),
         "time_scale": scale,
         "latency_ms": args.latency_ms,
         "max_requests_in_flight": args.max_in_flight,
@@ -639,7 +648,8 @@ def throttled(case: Case, rows: int, args: argparse.Namespace, tmp: Path, source
     }
     others = _other_requests(case, stats["request_counts"])
     if others:
-        result["notes"].append("Other requests (the bench's own set-up included): " + ", ".join(f"{n:,} {what}" for what, n in others.items()) + ".")
+        listed = ", ".join(f"{n:,} {what}" for what, n in others.items())
+        result["notes"].append(f"Other requests (the bench's own set-up included): {listed}.")
     if case.name == "bigprofiles":
         _bigprofiles(result, packing, logged)
     elif case.name == "manylists":
@@ -664,6 +674,15 @@ def _other_requests(case: Case, counts: dict[str, int]) -> dict[str, int]:
         what = f"{method} {_ID_SEGMENT.sub(lambda m: m.group(1) + '/{id}', path)}"
         others[what] = others.get(what, 0) + n
     return others
+
+
+def _first_state(data: Path) -> Optional[int]:
+    """The row the input's first STATE follows (its cursor)."""
+    with data.open("rb") as lines:
+        for line in lines:
+            if line.startswith(b'{"type":"STATE"'):
+                return json.loads(line)["state"]["stream"]["stream_state"]["cursor"]
+    return None
 
 
 def _between(logged: Logged, started: float) -> Optional[list[float]]:
@@ -794,14 +813,15 @@ def _manylists(
             for ts, m, p, st, n in timeline
             if m == "POST" and p == BULK_PATH and st < 400 and ts - started <= done[0]
         ]
-        span = done[0] - (first - started)
-        if reading and span > 0:
-            result["while_reading"] = {
-                "jobs": len(reading),
-                "profiles": sum(n for _, n in reading),
-                "profiles_per_s": sum(n for _, n in reading) / span,
-                "jobs_per_min": len(reading) / span * 60,
-            }
+        result["while_reading"] = {
+            "first_job_s": first - started,
+            "jobs": len(reading),
+            "profiles": sum(n for _, n in reading),
+            "profiles_per_s": sum(n for _, n in reading) / done[0],
+        }
+    first_state = result["first_state_at_row"]
+    read_by = next((at - started for at, read in logged.progress if first_state and read >= first_state), None)
+    result["first_state_read_by_s"] = read_by
     result["notes"].append(
         f"{result['lists']} lists of {sizes[-1]:,}-{sizes[0]:,} rows (median {result['list_rows']['median']:,}; the "
         f"biggest {', '.join(f'{n:,}' for n in sizes[:5])}): {sent:,} jobs sent ({full} full) for {fewest:,} at "
@@ -815,8 +835,16 @@ def _manylists(
     if "while_reading" in result:
         w = result["while_reading"]
         result["notes"].append(
-            f"While rows were being read: {w['jobs']} jobs, {w['profiles']:,} profiles, {w['profiles_per_s']:,.0f} "
-            f"profiles/s ({w['profiles_per_s'] / 25_000:.1%} of 25,000/s) at {w['jobs_per_min']:,.0f} jobs/min."
+            f"Until every row was read: {w['jobs']} jobs (the first at {w['first_job_s']:,.0f} s), "
+            f"{w['profiles']:,} profiles, {w['profiles_per_s']:,.0f} profiles/s from the start "
+            f"({w['profiles_per_s'] / 25_000:.1%} of 25,000/s)."
+        )
+    if first_state:
+        result["notes"].append(
+            f"The input's first state follows row {first_state:,}, read by "
+            f"{'n/a' if read_by is None else f'{read_by:,.0f}'} s "
+            "(the first progress line past it); a state forces a flush of every open batch once it has waited 60 s "
+            "with no request in flight (writer._flush_for_waiting_states)."
         )
     result["notes"].append(
         f"{result['config_updates']} CONNECTOR_CONFIG messages (target registry), "
@@ -1010,6 +1038,12 @@ def main() -> int:
         "--surfaces",
         default=DEFAULT_CASES,
         help=f"throttled: comma-separated cases, of {','.join(CASES)} (default {DEFAULT_CASES})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=datagen.SEED,
+        help=f"throttled: the inputs' random seed (default {datagen.SEED}; it also places the states)",
     )
     parser.add_argument(
         "--max-in-flight",

@@ -39,6 +39,7 @@ def main() -> int:
     parser.prog = "python bench/seeded_emulator.py"
     parser.add_argument("--seed-kind", required=True, choices=tuple(datagen.STREAMS), help="bench/datagen.py kind")
     parser.add_argument("--seed-rows", type=int, required=True, help="rows of the input the seed is for")
+    parser.add_argument("--seed-value", type=int, default=datagen.SEED, help="the input's random seed (datagen --seed)")
     parser.add_argument("--lists-out", type=Path, help="write {list name: id} of the created lists here")
     args = parser.parse_args()
     if args.lean:
@@ -56,7 +57,7 @@ def main() -> int:
         job_processing_seconds=args.job_processing_seconds,
     )
     store = emulator.store
-    seed = datagen.emulator_seed(args.seed_kind, args.seed_rows)
+    seed = datagen.emulator_seed(args.seed_kind, args.seed_rows, args.seed_value)
     ids = {name: store.create_list(name, enforce_limit=False)["id"] for name in seed["lists"]}
     members: dict[str, list[str]] = {}
     for email, list_name in seed["profiles"]:
