@@ -822,10 +822,20 @@ def _manylists(
     first_state = result["first_state_at_row"]
     read_by = next((at - started for at, read in logged.progress if first_state and read >= first_state), None)
     result["first_state_read_by_s"] = read_by
+    result["progress"] = [[round(at - started, 1), read] for at, read in logged.progress]
+    stall = _longest_stall(logged.progress, result["rows"])
+    if stall is not None:
+        a, b, read = stall
+        result["read_stall"] = {"from_s": a - started, "to_s": b - started, "rows_read": read}
+        lookups_before = sum(1 for ts in lookups if ts <= a)
+        result["notes"].append(
+            f"Reading stood still at {read:,} rows from {a - started:,.0f} to {b - started:,.0f} s (progress lines), "
+            f"with {lookups_before} of the list lookups done."
+        )
     result["notes"].append(
         f"{result['lists']} lists of {sizes[-1]:,}-{sizes[0]:,} rows (median {result['list_rows']['median']:,}; the "
         f"biggest {', '.join(f'{n:,}' for n in sizes[:5])}): {sent:,} jobs sent ({full} full) for {fewest:,} at "
-        f"the fewest; {len(early)} partial jobs went out before their list's last job, in "
+        f"the fewest; {len(early)} partial jobs went out before their list's last job, sent: "
         + ("; ".join(f"{n} at {a:,.0f}-{b:,.0f} s" for a, b, n in bursts) or "none")
         + f". {len(lookups)} list lookups (GET /api/lists) "
         + (f"from {lookups[0] - started:,.1f} to {lookups[-1] - started:,.1f} s" if lookups else "")
@@ -850,6 +860,20 @@ def _manylists(
         f"{result['config_updates']} CONNECTOR_CONFIG messages (target registry), "
         f"{result['config_update_bytes'] / 1e6:,.1f} MB of stdout."
     )
+
+
+def _longest_stall(progress: list[tuple[float, int]], rows: int) -> Optional[tuple[float, float, int]]:
+    """The longest stretch of progress lines with no new row read before the input ended (at least
+    15 s), as (first time, last time, rows read)."""
+    best: Optional[tuple[float, float, int]] = None
+    start = 0
+    for i in range(1, len(progress) + 1):
+        if i == len(progress) or progress[i][1] != progress[start][1]:
+            first, last, read = progress[start][0], progress[i - 1][0], progress[start][1]
+            if read < rows and last - first >= 15 and (best is None or last - first > best[1] - best[0]):
+                best = (first, last, read)
+            start = i
+    return best
 
 
 def _span(between: Optional[list[float]]) -> str:
