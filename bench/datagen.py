@@ -15,6 +15,28 @@ Two kinds of input, each written once per (kind, rows, seed) to a cache file and
 - `subscriptions`: a `subscriptions` stream of newsletter sign-ups, `{"email": ..., "list": "Bench"}`,
   for the `subscriptions` surface (email marketing consent into the list).
 
+Issue 15's cases:
+
+- `bigprofiles`: a `crm_contacts` stream of wide CRM rows for the `profiles` surface: the
+  `profiles` columns plus 13 more (language, time zone, birthday, segment, acquisition channel and
+  campaign, favourite categories, the last viewed products, a loyalty object, 12-month spend, an
+  NPS score, opt-in source, a free-text note of one or two sentences), so that a rendered profile
+  is about 1 KB (870-1,220 bytes, mean 1,035) and Klaviyo's 5,000,000-byte body, not its 10,000
+  profiles, caps a bulk job. About 1.1 KB a line.
+- `manylists`: a `list_members` stream of `{"email": ..., "list": "<one of 500 list names>"}` rows
+  for the `list_memberships` surface. Each row's list is drawn from a Zipf-like distribution
+  (weight of the k-th list = 1 / k^1.2): in 200,000 rows the biggest list gets about 48,000 rows,
+  the fourth about 9,000, the hundredth about 190 and the last ones a few dozen. Rows of all lists
+  are interleaved, as a source reading a membership table in key order would send them.
+- `unsubscribes`: an `optouts` stream of CDC deletions (`_ab_cdc_deleted_at` set) of
+  `{"email": ..., "list": "<one of 50 lists>"}`: each row unsubscribes a person from a list they
+  are on (the bench puts them there first: `emulator_seed`).
+- `suppressions`: a `suppressions` stream of `{"email": ..., "reason": ...}` rows (a bounce and
+  complaint table): each row suppresses its address.
+- `deletions`: an `erasure_requests` stream of `{"email": ..., "requested_at": ...}` rows (GDPR
+  erasure requests) for the `profile_deletions` surface; the bench creates each person's profile
+  first, so that every request deletes one.
+
 A STREAM state follows every 1,000-5,000 rows (uniformly drawn, seeded), each carrying its cursor
 and `sourceStats.recordCount`, and a STREAM_STATUS COMPLETE trace closes the stream, as the
 platform sends after a clean source run. Every row is a distinct person (no duplicates), so the
@@ -41,7 +63,17 @@ STATE_EVERY_MIN = 1_000
 STATE_EVERY_MAX = 5_000
 EMITTED_AT = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 BENCH_LIST = "Bench"
-STREAMS = {"profiles": "customers", "memberships": "memberships", "events": "orders", "subscriptions": "subscriptions"}
+STREAMS = {
+    "profiles": "customers",
+    "memberships": "memberships",
+    "events": "orders",
+    "subscriptions": "subscriptions",
+    "bigprofiles": "crm_contacts",
+    "manylists": "list_members",
+    "unsubscribes": "optouts",
+    "suppressions": "suppressions",
+    "deletions": "erasure_requests",
+}
 BENCH_METRIC = "Placed Order"
 ORDER_CUSTOMERS = 100_000  # distinct buyers of the orders stream
 CHANNELS = ("web", "ios", "android", "store")
@@ -151,6 +183,142 @@ def subscription_row(i: int, rng: random.Random) -> dict[str, Any]:
     return {"email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(), "list": BENCH_LIST}
 
 
+# -- issue 15: wide profiles, many lists, consent and erasure ------------------------------------
+LANGUAGES = ("en-US", "en-GB", "fr-FR", "de-DE", "es-ES", "it-IT", "pt-BR", "ja-JP", "nl-NL")
+TIMEZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London")
+SEGMENTS = (
+    "High-value repeat buyer", "Lapsed subscriber", "New customer (first 30 days)", "Wholesale account",
+    "Discount seeker", "Gift buyer", "Subscription box member", "Browsed, never bought",
+)  # fmt: skip
+CHANNEL_SOURCES = ("organic_search", "paid_social", "email", "referral", "affiliate", "direct", "podcast")
+CAMPAIGNS = (
+    "spring_sale_2025_lookalike_3pct", "holiday_gift_guide_retargeting", "brand_awareness_q3_video",
+    "newsletter_signup_popup_10off", "back_in_stock_alerts", "loyalty_double_points_weekend",
+)  # fmt: skip
+CATEGORIES = ("Coffee", "Tea", "Brewing Gear", "Mugs & Cups", "Gift Sets", "Subscriptions", "Accessories")
+PRODUCT_NAMES = (
+    "Ceramic Pour-Over Dripper", "Single-Origin Ethiopia Yirgacheffe 250g", "Gooseneck Electric Kettle 1L",
+    "Burr Grinder Pro 40mm", "Matcha Starter Kit", "Insulated Travel Mug 12oz", "Cold Brew Bottle 1.5L",
+    "Espresso Blend No. 7 1kg", "Bamboo Tea Whisk", "Digital Coffee Scale with Timer",
+)  # fmt: skip
+NOTE_PHRASES = (
+    "Prefers weekend delivery.", "Asked about bulk pricing for the office.", "Allergic to hazelnut flavouring.",
+    "Returned a damaged kettle in March; replacement sent.", "Interested in the barista workshop.",
+    "Wants invoices addressed to the accounts payable team.", "Gift orders go to a different address.",
+    "Called support twice about a late subscription box.", "Reviews products regularly; high engagement.",
+    "Opted out of SMS but reads every newsletter.", "Referred three friends last year.",
+)  # fmt: skip
+TIERS = ("bronze", "silver", "gold", "platinum")
+
+
+def bigprofile_row(i: int, rng: random.Random) -> dict[str, Any]:
+    """A wide CRM row: the `profiles` columns plus 13 more; renders to about 1 KB."""
+    row = profile_row(i, rng)
+    row.update(
+        {
+            "preferred_language": rng.choice(LANGUAGES),
+            "timezone": rng.choice(TIMEZONES),
+            "birthday": f"19{rng.randrange(50, 100)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+            "marketing_segment": rng.choice(SEGMENTS),
+            "acquisition_channel": rng.choice(CHANNEL_SOURCES),
+            "utm_campaign": rng.choice(CAMPAIGNS),
+            "favorite_categories": rng.sample(CATEGORIES, rng.randrange(1, 4)),
+            "last_viewed_products": [
+                f"SKU-{rng.randrange(1, 500):04d} {rng.choice(PRODUCT_NAMES)}" for _ in range(rng.randrange(1, 4))
+            ],
+            "loyalty": {
+                "tier": rng.choice(TIERS),
+                "points": rng.randrange(0, 20_000),
+                "member_since": f"20{rng.randrange(15, 26)}-{rng.randrange(1, 13):02d}-01",
+            },
+            "total_spent_12m": round(rng.random() * 2_500, 2),
+            "nps_score": rng.randrange(0, 11) if rng.random() < 0.4 else None,
+            "email_opt_in_source": rng.choice(("checkout", "popup", "footer_form", "in_store", "import")),
+            "customer_notes": " ".join(rng.sample(NOTE_PHRASES, rng.randrange(1, 3))),
+        }
+    )
+    return row
+
+
+MANY_LISTS = 500
+LIST_SKEW = 1.2  # Zipf-like exponent: weight of the k-th list (from 1) is 1 / k^LIST_SKEW
+LIST_TOPICS = ("Newsletter", "Store", "Waitlist", "Webinar", "Loyalty", "Event", "Beta", "Survey", "Region", "Partner")
+_LIST_WEIGHTS: list[float] = []
+
+
+def manylist_name(k: int) -> str:
+    """The name of list number k (0-based; 0 is the biggest)."""
+    return f"Bench {LIST_TOPICS[k % len(LIST_TOPICS)]} {k:03d}"
+
+
+def manylist_names() -> list[str]:
+    return [manylist_name(k) for k in range(MANY_LISTS)]
+
+
+def manylist_row(i: int, rng: random.Random) -> dict[str, Any]:
+    if not _LIST_WEIGHTS:
+        total = 0.0
+        for k in range(MANY_LISTS):
+            total += 1 / (k + 1) ** LIST_SKEW
+            _LIST_WEIGHTS.append(total)
+    k = rng.choices(range(MANY_LISTS), cum_weights=_LIST_WEIGHTS)[0]
+    first = rng.choice(FIRST_NAMES)
+    return {"email": f"{first.lower()}.{i}@{rng.choice(DOMAINS)}", "list": manylist_name(k)}
+
+
+OPTOUT_LISTS = 50
+CDC_DELETED_AT = "2026-02-01T00:00:00Z"
+
+
+def optout_list_name(k: int) -> str:
+    return f"Bench optouts {k:02d}"
+
+
+def unsubscribe_row(i: int, rng: random.Random) -> dict[str, Any]:
+    """A CDC deletion of a list member: unsubscribes them from that list."""
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    return {
+        "email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(),
+        "list": optout_list_name(rng.randrange(OPTOUT_LISTS)),
+        "_ab_cdc_deleted_at": CDC_DELETED_AT,
+    }
+
+
+def suppression_row(i: int, rng: random.Random) -> dict[str, Any]:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    return {
+        "email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(),
+        "reason": rng.choice(("hard_bounce", "spam_complaint", "manual", "role_address")),
+    }
+
+
+def deletion_row(i: int, rng: random.Random) -> dict[str, Any]:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    requested = datetime.fromtimestamp(EMITTED_AT // 1000 - 86_400 + i * 37, tz=timezone.utc)
+    return {
+        "email": f"{first}.{last}.{i}@{rng.choice(DOMAINS)}".lower(),
+        "requested_at": requested.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def emulator_seed(kind: str, rows: int, seed: int = SEED) -> dict[str, Any]:
+    """What the emulator must hold before the run, for the kinds that act on existing data:
+    `lists` (names to create) and `profiles` (`[email, list name or None]`: a profile, and the list
+    it is a member of)."""
+    if kind == "manylists":
+        return {"lists": manylist_names(), "profiles": []}
+    if kind == "unsubscribes":
+        members = [[m["record"]["data"]["email"], m["record"]["data"]["list"]] for m in _records(kind, rows, seed)]
+        return {"lists": [optout_list_name(k) for k in range(OPTOUT_LISTS)], "profiles": members}
+    if kind == "deletions":
+        return {"lists": [], "profiles": [[m["record"]["data"]["email"], None] for m in _records(kind, rows, seed)]}
+    return {"lists": [], "profiles": []}
+
+
+def _records(kind: str, rows: int, seed: int) -> Iterator[dict[str, Any]]:
+    return (m for m in messages(kind, rows, seed) if m["type"] == "RECORD")
+
+
 def messages(kind: str, rows: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
     stream = STREAMS[kind]
     make = {
@@ -158,6 +326,11 @@ def messages(kind: str, rows: int, seed: int = SEED) -> Iterator[dict[str, Any]]
         "memberships": membership_row,
         "events": order_row,
         "subscriptions": subscription_row,
+        "bigprofiles": bigprofile_row,
+        "manylists": manylist_row,
+        "unsubscribes": unsubscribe_row,
+        "suppressions": suppression_row,
+        "deletions": deletion_row,
     }[kind]
     rng = random.Random(seed)
     states = random.Random(seed + 1)

@@ -13,12 +13,23 @@ unthrottled (per --rows size): the emulator answers at once and never throttles.
 throttled: the emulator enforces Klaviyo's per-endpoint limits (`--rate-limits klaviyo`) with
     `--latency-ms` (default 250) per request, optionally time-scaled (`--time-scale X`: simulated
     time runs X times faster; limits and latency scale with it, and rates are converted back to
-    simulated time). Runs per surface: profiles (bulk import jobs; ceiling 150 jobs/min x 10,000 =
-    25,000 profiles/s), memberships (list_memberships_by_profile_id, POST list relationships;
-    ceiling 150 calls/min x 1,000 = 2,500 ids/s), events (an orders stream to the events surface,
-    Bulk Create Events; ceiling 150 requests/min x 1,000 = 2,500 events/s) and, when asked for,
-    subscriptions (bulk subscribe; ceiling 750 calls/min x 1,000 = 12,500 profiles/s). Reports
-    sustained items/s as % of the ceiling and the 429s the emulator sent.
+    simulated time). One run per case (`--surfaces`), each against a fresh emulator; each case's
+    ceiling comes from the spec's steady rate (x-klaviyo-ratelimit) of the operation it measures
+    and that operation's per-request limit:
+      profiles       bulk import jobs, 150/min x 10,000 profiles = 25,000 profiles/s
+      memberships    list_memberships_by_profile_id, POST list relationships, 150/min x 1,000 = 2,500 ids/s
+      events         an orders stream, Bulk Create Events, 150/min x 1,000 = 2,500 events/s
+      subscriptions  bulk subscribe into one list, 750/min x 1,000 = 12,500 profiles/s
+      bigprofiles    ~1 KB profiles: 150 jobs/min x the profiles that fit in 5,000,000 bytes (the
+                     rows rendered by the connector's render_profile, bench/packing.py): ~12,000/s
+      manylists      list_memberships into 500 pre-existing lists (Zipf-skewed, 200,000 rows): 150
+                     jobs/min, and the fewest jobs = sum over lists of the jobs each list needs
+      unsubscribes   CDC deletions on subscriptions: unsubscribe from 50 lists, 100 per request,
+                     each after one member lookup of 100 emails (both 750/min) = 1,250 people/s
+      suppressions   bulk suppress, 750/min x 100 emails = 1,250 emails/s
+      deletions      profile_deletions, one profile per request, 60/min = 1 deletion/s
+    Reports sustained items/s as % of the ceiling, the 429s the emulator sent, requests x items,
+    how full the requests were (packing), and peak RSS.
 
 Nothing is asserted: it prints numbers (and writes them as JSON with --json). Input files are
 generated once per (kind, rows) into $BENCH_DATA_DIR (default: <tmp>/destination-klaviyo-bench).
@@ -31,13 +42,16 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
@@ -52,14 +66,88 @@ import datagen  # noqa: E402
 
 CONNECTOR = Path(sys.executable).parent / "destination-klaviyo"
 API_KEY = "pk_emulator_bench_key"
-PROFILE_CEILING = 150 / 60 * 10_000  # bulk import jobs: 150/min steady x 10,000 profiles per job
-MEMBERSHIP_CEILING = 150 / 60 * 1_000  # list relationship calls: 150/min steady x 1,000 ids per call
-EVENT_CEILING = 150 / 60 * 1_000  # Bulk Create Events: 150/min steady x 1,000 events per request
-SUBSCRIBE_CEILING = 750 / 60 * 1_000  # bulk subscribe calls: 750/min steady x 1,000 profiles per call
-SUBSCRIBE_PATH = "/api/profile-subscription-bulk-create-jobs"
 STEADY_WINDOW = 60.0
 BULK_PATH = "/api/profile-bulk-import-jobs"
 EVENTS_PATH = "/api/event-bulk-create-jobs"
+SUBSCRIBE_PATH = "/api/profile-subscription-bulk-create-jobs"
+UNSUBSCRIBE_PATH = "/api/profile-subscription-bulk-delete-jobs"
+SUPPRESS_PATH = "/api/profile-suppression-bulk-create-jobs"
+DELETION_PATH = "/api/data-privacy-deletion-jobs"
+MAX_JOB_BODY_BYTES = 5_000_000  # bulk import: "The maximum allowed payload size is 5MB", read strictly
+
+
+@dataclass(frozen=True)
+class Case:
+    """One throttled run: its input, the Klaviyo operation it measures, and that operation's limits
+    (spec: `x-klaviyo-ratelimit` steady rate, and the per-request limit of its description)."""
+
+    name: str
+    surface: str  # the connector surface the rows go to
+    default_rows: int
+    method: str
+    path: str  # the measured operation's path; `path_suffix`: any path ending so
+    operation: str  # Klaviyo's operationId, for the table
+    unit: str  # what one item is
+    per_request: int  # items one request may carry
+    steady_per_minute: int
+    path_suffix: bool = False
+    seeded: bool = False  # the emulator starts with data (bench/seeded_emulator.py)
+    also: str = ""  # other operations every request needs, when their limits could bind too
+
+    def measures(self, method: str, path: str) -> bool:
+        if method != self.method:
+            return False
+        return path.endswith(self.path) if self.path_suffix else path == self.path
+
+    @property
+    def ceiling(self) -> float:
+        """Items per second at the steady rate with full requests."""
+        return self.steady_per_minute / 60 * self.per_request
+
+    @property
+    def derivation(self) -> str:
+        return f"{self.operation} {self.steady_per_minute}/min x {self.per_request:,} {self.unit} / 60 s" + (
+            f" ({self.also})" if self.also else ""
+        )
+
+
+CASES: dict[str, Case] = {
+    case.name: case
+    for case in (
+        Case("profiles", "profiles", 4_000_000, "POST", BULK_PATH, "bulk_import_profiles", "profiles", 10_000, 150),
+        Case(
+            "memberships", "list_memberships_by_profile_id", 400_000, "POST", "/relationships/profiles",
+            "add_profiles_to_list", "ids", 1_000, 150, path_suffix=True,
+        ),
+        Case("events", "events", 400_000, "POST", EVENTS_PATH, "bulk_create_events", "events", 1_000, 150),
+        Case(
+            "subscriptions", "subscriptions", 1_600_000, "POST", SUBSCRIBE_PATH, "bulk_subscribe_profiles",
+            "profiles", 1_000, 750,
+        ),
+        Case(
+            "bigprofiles", "profiles", 2_500_000, "POST", BULK_PATH, "bulk_import_profiles", "profiles", 10_000, 150
+        ),
+        Case(
+            "manylists", "list_memberships", 200_000, "POST", BULK_PATH, "bulk_import_profiles", "profiles",
+            10_000, 150, seeded=True,
+        ),
+        Case(
+            "unsubscribes", "subscriptions (deletion rows)", 250_000, "POST", UNSUBSCRIBE_PATH,
+            "bulk_unsubscribe_profiles", "people", 100, 750, seeded=True,
+            also="each request's 100 emails are first looked up among the list's members, one "
+            "get_profiles_for_list request of 100 values, also 750/min: the same 1,250/s",
+        ),
+        Case(
+            "suppressions", "suppressions", 250_000, "POST", SUPPRESS_PATH, "bulk_suppress_profiles", "emails", 100,
+            750,
+        ),
+        Case(
+            "deletions", "profile_deletions", 200, "POST", DELETION_PATH, "request_profile_deletion", "profile", 1,
+            60, seeded=True,
+        ),
+    )
+}  # fmt: skip
+DEFAULT_CASES = "profiles,memberships,events"
 
 
 # ------------------------------------------------------------------------------------- processes
@@ -82,22 +170,62 @@ class Measured:
         return self.max_rss_kib * 1024 / 1e6
 
 
-def run_measured(args: list[str], stdin: Path, stdout: Path, stderr: Path, env: dict[str, str], cwd: Path) -> Measured:
+def run_measured(
+    args: list[str],
+    stdin: Path,
+    stdout: Path,
+    stderr: Path,
+    env: dict[str, str],
+    cwd: Path,
+    timed: Optional[list[tuple[float, bytes]]] = None,
+) -> Measured:
+    """Run and measure one child. With `timed`, its stdout goes through a pipe read by a thread of
+    this process, which appends `(time.time(), line)` for every line as it arrives (the connector
+    prints states and logs only, a few thousand lines a run) and writes it to `stdout` too."""
     with stdin.open("rb") as source, stdout.open("wb") as out, stderr.open("wb") as err:
         started = time.monotonic()
-        process = subprocess.Popen(args, stdin=source, stdout=out, stderr=err, env=env, cwd=cwd)
+        pipe = subprocess.PIPE if timed is not None else out
+        process = subprocess.Popen(args, stdin=source, stdout=pipe, stderr=err, env=env, cwd=cwd)
+        reader = None
+        if timed is not None:
+            reader = threading.Thread(target=_pump, args=(process.stdout, out, timed), daemon=True)
+            reader.start()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - started
+        if reader is not None:
+            reader.join()
+            assert process.stdout is not None
+            process.stdout.close()
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting
     return Measured(process.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)
 
 
-class Emulator:
-    """The emulator as its own process (so its CPU never counts as the connector's), on a free port."""
+def _pump(pipe: Any, out: Any, timed: list[tuple[float, bytes]]) -> None:
+    for line in iter(pipe.readline, b""):
+        timed.append((time.time(), line))
+        out.write(line)
 
-    def __init__(self, extra_args: list[str], log: Path) -> None:
+
+class Emulator:
+    """The emulator as its own process (so its CPU never counts as the connector's), on a free port.
+    With `seed` (kind, rows, random seed), bench/seeded_emulator.py starts it with that input's data already in
+    (lists, profiles, list members) and writes the lists' ids to `lists_out`."""
+
+    def __init__(
+        self,
+        extra_args: list[str],
+        log: Path,
+        seed: Optional[tuple[str, int, int]] = None,
+        lists_out: Optional[Path] = None,
+    ) -> None:
+        launcher = ["-m", "integration_tests.klaviyo_emulator"]
+        if seed is not None:
+            assert lists_out is not None
+            kind, rows, value = seed
+            launcher = [str(BENCH / "seeded_emulator.py"), "--seed-kind", kind, "--seed-rows", str(rows)]
+            launcher += ["--seed-value", str(value), "--lists-out", str(lists_out)]
         self.args = [
-            sys.executable, "-m", "integration_tests.klaviyo_emulator",
+            sys.executable, *launcher,
             "--host", "127.0.0.1", "--port", "0", "--api-key", API_KEY, "--lean", *extra_args,
         ]  # fmt: skip
         self.log = log
@@ -129,6 +257,10 @@ class Emulator:
         params = {"timeline": "1"} if timeline else {}
         return requests.get(f"{self.url}/__emulator__/stats", params=params, timeout=120).json()
 
+    def state(self) -> dict[str, Any]:
+        """The whole store (every profile too: for runs of a few hundred thousand rows only)."""
+        return requests.get(f"{self.url}/__emulator__/state", timeout=600).json()
+
     def create_list(self, name: str) -> str:
         headers = {
             "Authorization": f"Klaviyo-API-Key {API_KEY}",
@@ -150,10 +282,14 @@ class Setup:
     catalog: Path
 
 
-def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
+def write_setup(
+    tmp: Path, kind: str, list_id: Optional[str] = None, max_in_flight: Optional[int] = None
+) -> Setup:
+    """Config and catalog for one case (`kind`: a datagen kind; every row of `manylists` and
+    `unsubscribes` names its list, which the connector finds by name: the lists exist already)."""
     config: dict[str, Any] = {"private_api_key": API_KEY}
     stream = datagen.STREAMS[kind]
-    if kind == "profiles":
+    if kind in ("profiles", "bigprofiles"):
         config["default_surface"] = "profiles"
     elif kind == "events":
         config["streams"] = [
@@ -172,10 +308,20 @@ def write_setup(tmp: Path, kind: str, list_id: Optional[str] = None) -> Setup:
         ]
         if list_id:
             config["list_mappings"] = [{"target": datagen.BENCH_LIST, "list_id": list_id}]
+    elif kind == "manylists":
+        config["default_surface"] = "list_memberships"
+    elif kind == "unsubscribes":
+        config["streams"] = [{"stream": stream, "surface": "subscriptions", "channels": ["email_marketing"]}]
+    elif kind == "suppressions":
+        config["streams"] = [{"stream": stream, "surface": "suppressions"}]
+    elif kind == "deletions":
+        config["streams"] = [{"stream": stream, "surface": "profile_deletions"}]
     else:
         config["default_surface"] = "list_memberships_by_profile_id"
         if list_id:
             config["list_mappings"] = [{"target": datagen.BENCH_LIST, "list_id": list_id}]
+    if max_in_flight is not None:
+        config["max_requests_in_flight"] = max_in_flight
     catalog = {
         "streams": [
             {
@@ -231,11 +377,17 @@ def read_output(path: Path) -> Output:
 
 
 def run_connector(
-    setup: Setup, data: Path, origin: str, source_dir: Optional[Path], tmp: Path, label: str
+    setup: Setup,
+    data: Path,
+    origin: str,
+    source_dir: Optional[Path],
+    tmp: Path,
+    label: str,
+    timed: Optional[list[tuple[float, bytes]]] = None,
 ) -> tuple[Measured, Output]:
     args = [str(CONNECTOR), "write", "--config", str(setup.config), "--catalog", str(setup.catalog)]
     stdout, stderr = tmp / f"{label}.stdout", tmp / f"{label}.stderr"
-    measured = run_measured(args, data, stdout, stderr, connector_env(origin, source_dir), tmp)
+    measured = run_measured(args, data, stdout, stderr, connector_env(origin, source_dir), tmp, timed)
     return measured, read_output(stdout)
 
 
@@ -354,74 +506,399 @@ def sustained_rate(points: list[tuple[float, int]]) -> tuple[Optional[float], st
     return sum(n for _, n in points[:-1]) / span, how, False
 
 
-def throttled(kind: str, rows: int, args: argparse.Namespace, tmp: Path, source_dir: Optional[Path]) -> dict:
-    data = datagen.ensure_file(kind, rows)
+ACCEPTED = re.compile(r"Klaviyo accepted (.+?) \((\d+) rows, (\d+) bytes\)")
+PROGRESS = re.compile(r"Progress: read ([\d,]+) rows?\b")
+
+
+@dataclass
+class Logged:
+    """What the connector printed, with the time each line arrived (time.time())."""
+
+    accepted: list[tuple[float, str, int, int]] = field(default_factory=list)  # time, receipt, rows, bytes
+    read_below: Optional[float] = None  # last progress line before every row was read
+    read_all: Optional[float] = None  # first progress line with every row read
+    states: list[float] = field(default_factory=list)
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (time, rows read), every 5 s
+    config_updates: int = 0  # CONNECTOR_CONFIG control messages (target registry updates)
+    config_update_bytes: int = 0
+
+
+def read_timed(timed: list[tuple[float, bytes]], rows: int) -> Logged:
+    logged = Logged()
+    for at, line in timed:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        kind = message.get("type")
+        if kind == "STATE":
+            logged.states.append(at)
+        elif kind == "CONTROL":
+            logged.config_updates += 1
+            logged.config_update_bytes += len(line)
+        elif kind == "LOG":
+            text = (message.get("log") or {}).get("message") or ""
+            found = ACCEPTED.match(text)
+            if found:
+                logged.accepted.append((at, found.group(1), int(found.group(2)), int(found.group(3))))
+                continue
+            progress = PROGRESS.match(text)
+            if progress:
+                read = int(progress.group(1).replace(",", ""))
+                logged.progress.append((at, read))
+                if read < rows:
+                    logged.read_below = at
+                elif logged.read_all is None:
+                    logged.read_all = at
+    return logged
+
+
+def fewest_jobs(data: Path, source_dir: Optional[Path], group_column: Optional[str] = None) -> dict[str, Any]:
+    """bench/packing.py on the input, in its own process, with the benchmarked connector's rendering."""
+    args = [sys.executable, str(BENCH / "packing.py"), "--data", str(data)]
+    if group_column:
+        args += ["--group-column", group_column]
+    env = connector_env("http://127.0.0.1:9", source_dir)
+    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/packing.py failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def throttled(case: Case, rows: int, args: argparse.Namespace, tmp: Path, source_dir: Optional[Path]) -> dict:
+    data = datagen.ensure_file(case.name, rows, seed=args.seed)
     states = datagen.count_states(data)
+    packing = None
+    if case.name in ("bigprofiles", "manylists"):  # before the emulator starts: nothing else runs
+        packing = fewest_jobs(data, source_dir, "list" if case.name == "manylists" else None)
     scale = args.time_scale
     extra = ["--rate-limits", "klaviyo", "--latency-ms", str(args.latency_ms), "--time-scale", str(scale)]
-    label = f"throttled-{kind}-{rows}"
-    with Emulator(extra, tmp / f"{label}.emulator.log") as emulator:
-        list_id = emulator.create_list(datagen.BENCH_LIST) if kind in ("memberships", "subscriptions") else None
-        setup = write_setup(tmp, kind, list_id)
-        measured, output = run_connector(setup, data, emulator.url, source_dir, tmp, label)
+    label = f"throttled-{case.name}-{rows}"
+    lists_out = tmp / f"{label}.lists.json"
+    seed = (case.name, rows, args.seed) if case.seeded else None
+    timed: list[tuple[float, bytes]] = []
+    with Emulator(extra, tmp / f"{label}.emulator.log", seed, lists_out) as emulator:
+        list_ids: dict[str, str] = json.loads(lists_out.read_text()) if seed else {}
+        list_id = emulator.create_list(datagen.BENCH_LIST) if case.name in ("memberships", "subscriptions") else None
+        setup = write_setup(tmp, case.name, list_id, args.max_in_flight)
+        started = time.time()
+        measured, output = run_connector(setup, data, emulator.url, source_dir, tmp, label, timed)
         stats = emulator.stats(timeline=True)
+        store = emulator.state() if case.name == "manylists" else None
     problems = check_run(label, measured, output, rows, states)
     limits = stats["rate_limits"]
     epoch = limits["epoch_unix"]
-    if kind == "profiles":
-        ceiling = PROFILE_CEILING
-        wanted = lambda method, path: method == "POST" and path == BULK_PATH  # noqa: E731
-    elif kind == "events":
-        ceiling = EVENT_CEILING
-        wanted = lambda method, path: method == "POST" and path == EVENTS_PATH  # noqa: E731
-        if stats["events"] != rows:
-            problems.append(f"{label}: emulator holds {stats['events']} events, expected {rows}")
-    elif kind == "subscriptions":
-        ceiling = SUBSCRIBE_CEILING
-        wanted = lambda method, path: method == "POST" and path == SUBSCRIBE_PATH  # noqa: E731
-    else:
-        ceiling = MEMBERSHIP_CEILING
-        wanted = lambda method, path: method == "POST" and path.endswith("/relationships/profiles")  # noqa: E731
+    timeline = stats["timeline"]
     points = [
         ((ts - epoch) * scale, items or 0)
-        for ts, method, path, status, items in stats["timeline"]
-        if wanted(method, path) and status < 400
+        for ts, method, path, status, items in timeline
+        if case.measures(method, path) and status < 400
     ]
     throttled_for_op = sum(
-        1 for _, method, path, status, _ in stats["timeline"] if wanted(method, path) and status == 429
+        1 for _, method, path, status, _ in timeline if case.measures(method, path) and status == 429
     )
     accepted_items = sum(n for _, n in points)
     if accepted_items != rows:
-        problems.append(f"{label}: emulator accepted {accepted_items} items, expected {rows}")
+        problems.append(f"{label}: emulator accepted {accepted_items} {case.unit}, expected {rows}")
     rate, how, sustained = sustained_rate(points)
+    request_rate, _, _ = sustained_rate([(t, 1) for t, _ in points])
+    logged = read_timed(timed, rows)
     simulated_wall = measured.wall * scale
-    return {
-        "kind": kind,
+    result: dict[str, Any] = {
+        "kind": case.name,
+        "surface": case.surface,
         "rows": rows,
+        "seed": args.seed,
+        "first_state_at_row": _first_state(data),
         "time_scale": scale,
         "latency_ms": args.latency_ms,
+        "max_requests_in_flight": args.max_in_flight,
         "wall_s": measured.wall,
         "simulated_s": simulated_wall,
+        "unit": case.unit,
         "requests_accepted": len(points),
         "items_per_request": accepted_items / len(points) if points else None,
+        "per_request_limit": case.per_request,
         "throttled_429": stats["throttled"],
         "throttled_429_by_window": limits.get("throttled_by_window"),
         "throttled_429_this_endpoint": throttled_for_op,
+        "throttled_by_operation": {op: n for op, n in (limits.get("throttled") or {}).items() if n},
+        "request_counts": stats["request_counts"],
         "status_counts": stats["status_counts"],
         "max_in_flight": stats.get("max_in_flight"),
         "average_per_s": rows / simulated_wall,
         "sustained_per_s": rate,
+        "sustained_requests_per_min": request_rate * 60 if request_rate else None,
         "sustained_how": how,
         "is_sustained": sustained,
-        "ceiling_per_s": ceiling,
-        "sustained_pct": (rate / ceiling * 100) if rate else None,
-        "average_pct": rows / simulated_wall / ceiling * 100,
+        "ceiling_per_s": case.ceiling,
+        "ceiling_how": case.derivation,
+        "ceiling_short": f"{case.steady_per_minute}/min x {case.per_request:,}",
+        "packing": f"{accepted_items / len(points):,.0f} of {case.per_request:,}" if points else "n/a",
         "connector_cpu_s": measured.cpu,
         "connector_cpu_share": measured.cpu / measured.wall,
         "connector_peak_rss_mb": measured.rss_mb,
         "emulator_cpu_s": emulator.usage.cpu if emulator.usage else None,
+        "stdout_lines": len(timed),
+        "config_updates": logged.config_updates,
+        "config_update_bytes": logged.config_update_bytes,
+        "input_read_s": _between(logged, started),
+        "notes": [],
         "problems": problems,
     }
+    others = _other_requests(case, stats["request_counts"])
+    if others:
+        listed = ", ".join(f"{n:,} {what}" for what, n in others.items())
+        result["notes"].append(f"Other requests (the bench's own set-up included): {listed}.")
+    if case.name == "bigprofiles":
+        _bigprofiles(result, packing, logged)
+    elif case.name == "manylists":
+        _manylists(result, packing, logged, store, list_ids, timeline, started, scale)
+    sustained_per_s = result["sustained_per_s"]
+    result["sustained_pct"] = sustained_per_s / result["ceiling_per_s"] * 100 if sustained_per_s else None
+    result["average_pct"] = result["average_per_s"] / result["ceiling_per_s"] * 100
+    _verify(case, result, stats, list_ids)
+    return result
+
+
+_ID_SEGMENT = re.compile(r"^(/api/(?:lists|profile-bulk-import-jobs|profile-suppression-bulk-create-jobs))/[^/]+")
+
+
+def _other_requests(case: Case, counts: dict[str, int]) -> dict[str, int]:
+    """Requests of other operations than the measured one (lookups, checks), ids collapsed."""
+    others: dict[str, int] = {}
+    for key, n in counts.items():
+        method, path = key.split(" ", 1)
+        if case.measures(method, path):
+            continue
+        what = f"{method} {_ID_SEGMENT.sub(lambda m: m.group(1) + '/{id}', path)}"
+        others[what] = others.get(what, 0) + n
+    return others
+
+
+def _first_state(data: Path) -> Optional[int]:
+    """The row the input's first STATE follows (its cursor)."""
+    with data.open("rb") as lines:
+        for line in lines:
+            if line.startswith(b'{"type":"STATE"'):
+                return json.loads(line)["state"]["stream"]["stream_state"]["cursor"]
+    return None
+
+
+def _between(logged: Logged, started: float) -> Optional[list[float]]:
+    """When every row had been read, after the connector started: between these two seconds (the
+    progress line comes every 5 s)."""
+    if logged.read_all is None:
+        return None
+    return [(logged.read_below or started) - started, logged.read_all - started]
+
+
+def _bigprofiles(result: dict, packing: Optional[dict], logged: Logged) -> None:
+    """Ceiling = 150 jobs/min x the profiles that fit in one job (the rendered sizes, packed in row
+    order: bench/packing.py); the jobs actually sent, from the connector's own log lines."""
+    assert packing is not None
+    rows, jobs, item_bytes, closed = packing["groups"]["None"]
+    fit = closed / (jobs - 1) if jobs > 1 else rows
+    result["fit_per_job"] = fit
+    result["fewest_jobs"] = jobs
+    result["rendered_bytes"] = packing["item_bytes"]
+    result["ceiling_per_s"] = 150 / 60 * fit
+    result["ceiling_short"] = f"150/min x {fit:,.0f} (5 MB fit)"
+    sizes = packing["item_bytes"]
+    result["ceiling_how"] = (
+        f"bulk_import_profiles 150/min x {fit:,.0f} profiles (fit in 5,000,000 bytes: rendered profiles of "
+        f"{sizes['min']:,}-{sizes['max']:,} bytes, mean {sizes['mean']:,.0f}) / 60 s"
+    )
+    sent = [(n, size) for _, receipt, n, size in logged.accepted if receipt.startswith("bulk import job")]
+    if len(sent) >= 2:
+        # Leave out the smallest job: the one that took what was left at the end of input (answers
+        # come back out of order, so it is not necessarily the last one logged).
+        body = sorted(sent)[1:]
+        largest = packing["item_bytes"]["max"]
+        partial = [b for n, b in body if n < 10_000 and b + 1 + largest <= MAX_JOB_BODY_BYTES]
+        result["partial_jobs"] = len(partial)
+        result["job_profiles_mean"] = statistics.mean(n for n, _ in body)
+        result["job_bytes_mean"] = statistics.mean(b for _, b in body)
+        result["job_bytes_min"] = min(b for _, b in body)
+        result["job_bytes_max"] = max(b for _, b in body)
+        result["jobs_logged"] = len(sent)
+        result["logged_item_bytes"] = sum(b - packing["envelope_bytes"] - (n - 1) for n, b in sent)
+        result["packing"] = (
+            f"{result['job_profiles_mean']:,.0f} of {fit:,.0f} profiles, {result['job_bytes_mean'] / 1e6:.3f} MB "
+            f"of 5.000 ({result['job_bytes_mean'] / MAX_JOB_BODY_BYTES:.2%})"
+        )
+        result["notes"].append(
+            f"{len(sent)} jobs sent ({jobs} at the fewest); all but the smallest (the end-of-input remainder): "
+            f"{result['job_profiles_mean']:,.1f} profiles and {result['job_bytes_mean']:,.0f} bytes on average "
+            f"({result['job_bytes_min']:,}-{result['job_bytes_max']:,}), {len(partial)} of them with room for "
+            f"another profile; sustained {result['sustained_requests_per_min'] or 0:,.1f} jobs/min. "
+            f"Item bytes in the logged jobs: {result['logged_item_bytes']:,} (render_profile over the input: "
+            f"{item_bytes:,})."
+        )
+
+
+def _manylists(
+    result: dict,
+    packing: Optional[dict],
+    logged: Logged,
+    store: Optional[dict],
+    list_ids: dict[str, str],
+    timeline: list,
+    started: float,
+    scale: float,
+) -> None:
+    """Jobs sent vs the fewest possible per list, the partial jobs sent before the end of input
+    (not a list's last job), the list lookups, and the share of 150 jobs/min spent usefully."""
+    assert packing is not None and store is not None
+    names = {list_id: name for name, list_id in list_ids.items()}
+    per_list: dict[str, list[tuple[float, int]]] = {}
+    for job in store["jobs"]:
+        created = datetime.fromisoformat(job["created_at"].replace("Z", "+00:00")).timestamp()
+        per_list.setdefault(names.get(job["list_id"], job["list_id"]), []).append((created, job["profile_count"]))
+    fewest = packing["fewest_jobs"]
+    sent = sum(len(jobs) for jobs in per_list.values())
+    early: list[float] = []  # partial jobs that were not their list's last
+    full = 0
+    for jobs in per_list.values():
+        jobs.sort()
+        full += sum(1 for _, n in jobs if n >= 10_000)
+        early += [t for t, n in jobs[:-1] if n < 10_000]
+    early.sort()
+    bursts: list[list[float]] = []  # [start, end, count], seconds after the connector started
+    for t in early:
+        if bursts and t - started - bursts[-1][1] <= 10:
+            bursts[-1][1] = t - started
+            bursts[-1][2] += 1
+        else:
+            bursts.append([t - started, t - started, 1])
+    lookups = [ts for ts, method, path, status, _ in timeline if method == "GET" and path == "/api/lists"]
+    sizes = sorted((g[0] for g in packing["groups"].values()), reverse=True)
+    job_rate = (result["sustained_requests_per_min"] or 0) / 60
+    result.update(
+        {
+            "lists": len(packing["groups"]),
+            "list_rows": {"max": sizes[0], "median": sizes[len(sizes) // 2], "min": sizes[-1], "top5": sizes[:5]},
+            "fewest_jobs": fewest,
+            "jobs_sent": sent,
+            "full_jobs": full,
+            "early_partial_jobs": len(early),
+            "early_partial_bursts": bursts,
+            "list_lookups": len(lookups),
+            "list_lookups_s": [lookups[0] - started, lookups[-1] - started] if lookups else None,
+            "sustained_jobs_per_s": job_rate,
+            # The unit here is jobs: 150/min is the budget, and the fewest jobs are what it must carry.
+            "sustained_per_s": job_rate * fewest / sent if sent else None,
+            "ceiling_per_s": 150 / 60,
+            "ceiling_short": f"150 jobs/min; {fewest} needed",
+            "average_per_s": fewest / result["simulated_s"],
+            "ceiling_how": (
+                f"bulk_import_profiles 150/min = 2.5 jobs/s, of which {fewest} needed (sum over lists of the "
+                "fewest jobs)"
+            ),
+            "packing": f"{sent:,} jobs sent, {fewest:,} at the fewest ({fewest / sent:.1%})" if sent else "n/a",
+        }
+    )
+    first = min((t for t in (ts for ts, m, p, st, _ in timeline if m == "POST" and p == BULK_PATH)), default=None)
+    last = max((t for t in (ts for ts, m, p, st, _ in timeline if m == "POST" and p == BULK_PATH)), default=None)
+    # The least time Klaviyo's limits allow for the fewest jobs from the first one: 150 in the first
+    # minute (10 a second), then 150 a minute.
+    least = fewest / 10 if fewest <= 150 else 60 * ((fewest - 1) // 150) + ((fewest - 1) % 150 + 1) / 10
+    result["least_s"] = least
+    if first is not None and last is not None:
+        result["jobs_span_s"] = (last - first) * scale
+    done = result["input_read_s"]
+    if done and first is not None:
+        reading = [
+            (ts, n or 0)
+            for ts, m, p, st, n in timeline
+            if m == "POST" and p == BULK_PATH and st < 400 and ts - started <= done[0]
+        ]
+        result["while_reading"] = {
+            "first_job_s": first - started,
+            "jobs": len(reading),
+            "profiles": sum(n for _, n in reading),
+            "profiles_per_s": sum(n for _, n in reading) / done[0],
+        }
+    first_state = result["first_state_at_row"]
+    read_by = next((at - started for at, read in logged.progress if first_state and read >= first_state), None)
+    result["first_state_read_by_s"] = read_by
+    result["progress"] = [[round(at - started, 1), read] for at, read in logged.progress]
+    stall = _longest_stall(logged.progress, result["rows"])
+    if stall is not None:
+        a, b, read = stall
+        result["read_stall"] = {"from_s": a - started, "to_s": b - started, "rows_read": read}
+        lookups_before = sum(1 for ts in lookups if ts <= a)
+        result["notes"].append(
+            f"Reading stood still at {read:,} rows from {a - started:,.0f} to {b - started:,.0f} s (progress lines), "
+            f"with {lookups_before} of the list lookups done."
+        )
+    result["notes"].append(
+        f"{result['lists']} lists of {sizes[-1]:,}-{sizes[0]:,} rows (median {result['list_rows']['median']:,}; the "
+        f"biggest {', '.join(f'{n:,}' for n in sizes[:5])}): {sent:,} jobs sent ({full} full) for {fewest:,} at "
+        f"the fewest; {len(early)} partial jobs went out before their list's last job, sent: "
+        + ("; ".join(f"{n} at {a:,.0f}-{b:,.0f} s" for a, b, n in bursts) or "none")
+        + f". {len(lookups)} list lookups (GET /api/lists) "
+        + (f"from {lookups[0] - started:,.1f} to {lookups[-1] - started:,.1f} s" if lookups else "")
+        + f"; every row read at {_span(done)} s; jobs from first to last: {result.get('jobs_span_s', 0):,.0f} s (the "
+        f"fewest jobs need at least {least:,.0f} s); sustained {job_rate:.2f} jobs/s."
+    )
+    if "while_reading" in result:
+        w = result["while_reading"]
+        result["notes"].append(
+            f"Until every row was read: {w['jobs']} jobs (the first at {w['first_job_s']:,.0f} s), "
+            f"{w['profiles']:,} profiles, {w['profiles_per_s']:,.0f} profiles/s from the start "
+            f"({w['profiles_per_s'] / 25_000:.1%} of 25,000/s)."
+        )
+    if first_state:
+        result["notes"].append(
+            f"The input's first state follows row {first_state:,}, read by "
+            f"{'n/a' if read_by is None else f'{read_by:,.0f}'} s "
+            "(the first progress line past it); a state forces a flush of every open batch once it has waited 60 s "
+            "with no request in flight (writer._flush_for_waiting_states)."
+        )
+    result["notes"].append(
+        f"{result['config_updates']} CONNECTOR_CONFIG messages (target registry), "
+        f"{result['config_update_bytes'] / 1e6:,.1f} MB of stdout."
+    )
+
+
+def _longest_stall(progress: list[tuple[float, int]], rows: int) -> Optional[tuple[float, float, int]]:
+    """The longest stretch of progress lines with no new row read before the input ended (at least
+    15 s), as (first time, last time, rows read)."""
+    best: Optional[tuple[float, float, int]] = None
+    start = 0
+    for i in range(1, len(progress) + 1):
+        if i == len(progress) or progress[i][1] != progress[start][1]:
+            first, last, read = progress[start][0], progress[i - 1][0], progress[start][1]
+            if read < rows and last - first >= 15 and (best is None or last - first > best[1] - best[0]):
+                best = (first, last, read)
+            start = i
+    return best
+
+
+def _span(between: Optional[list[float]]) -> str:
+    return "n/a" if between is None else f"{between[0]:,.0f}-{between[1]:,.0f}"
+
+
+def _verify(case: Case, result: dict, stats: dict, list_ids: dict[str, str]) -> None:
+    """Did Klaviyo (the emulator) end up holding what the rows asked for?"""
+    problems, rows, label = result["problems"], result["rows"], f"throttled-{case.name}"
+    if case.name in ("profiles", "bigprofiles", "manylists") and stats["profiles"] != rows:
+        problems.append(f"{label}: emulator holds {stats['profiles']} profiles, expected {rows}")
+    if case.name == "events" and stats["events"] != rows:
+        problems.append(f"{label}: emulator holds {stats['events']} events, expected {rows}")
+    if case.name == "manylists":
+        held = sum(stats["memberships"].get(list_id, 0) for list_id in list_ids.values())
+        if held != rows:
+            problems.append(f"{label}: the lists hold {held} members, expected {rows}")
+    if case.name == "unsubscribes":
+        left = sum(stats["memberships"].get(list_id, 0) for list_id in list_ids.values())
+        if left or stats["global_unsubscribes"]:
+            problems.append(f"{label}: {left} still on the lists, {stats['global_unsubscribes']} unsubscribed globally")
+    if case.name == "deletions" and (stats["deletions"] != rows or stats["profiles"]):
+        problems.append(
+            f"{label}: {stats['deletions']} deletions, {stats['profiles']} profiles left, expected {rows} and 0"
+        )
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -527,29 +1004,36 @@ def print_unthrottled(results: list[dict]) -> None:
 def print_throttled(results: list[dict]) -> None:
     print("\n## Throttled (Klaviyo rate limits + latency)\n")
     print(
-        "| surface | rows | time scale | latency ms | wall s (real) | sustained /s (simulated) | ceiling /s "
-        "| % of ceiling | average % | 429s | requests | items/request | max in flight | connector CPU share "
-        "| peak RSS MB |"
+        "| case | surface | rows | wall s | sustained /s | ceiling /s | ceiling from | % of ceiling | average % | 429s "
+        "| requests x items | packing | max in flight | connector CPU share | peak RSS MB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|")
     for r in results:
+        jobs = r["kind"] == "manylists"  # that case counts jobs, not items
+        digits = 2 if jobs or (r["ceiling_per_s"] or 0) < 10 else 0
+        unit = " jobs" if jobs else ""
         print(
-            f"| {r['kind']} | {fmt(r['rows'])} | {fmt(r['time_scale'], 0)} | {fmt(r['latency_ms'], 0)} "
-            f"| {fmt(r['wall_s'], 1)} | {fmt(r['sustained_per_s'], 0)} | {fmt(r['ceiling_per_s'], 0)} "
+            f"| {r['kind']} | {r['surface']} | {fmt(r['rows'])} | {fmt(r['wall_s'], 1)} "
+            f"| {fmt(r['sustained_per_s'], digits)}{unit} | {fmt(r['ceiling_per_s'], digits)}{unit} "
+            f"| {r['ceiling_short']} "
             f"| {fmt(r['sustained_pct'], 1)}%{'' if r['is_sustained'] else ' (not sustained)'} "
             f"| {fmt(r['average_pct'], 1)}% | {fmt(r['throttled_429'])} "
-            f"| {fmt(r['requests_accepted'])} | {fmt(r['items_per_request'], 0)} "
+            f"| {fmt(r['requests_accepted'])} x {fmt(r['items_per_request'], 0)} | {r['packing']} "
             f"| {fmt(r['max_in_flight'])} | {fmt(r['connector_cpu_share'] * 100, 0)}% "
             f"| {fmt(r['connector_peak_rss_mb'], 0)} |"
         )
+    print()
     for r in results:
         windows = r.get("throttled_429_by_window") or {}
         detail = ", ".join(f"{n} {w}" for w, n in windows.items() if n)
+        by_op = ", ".join(f"{n} {op}" for op, n in (r.get("throttled_by_operation") or {}).items())
         print(
-            f"- {r['kind']}: sustained rate measured over {r['sustained_how']}"
-            + (f"; 429s by window: {detail}" if detail else "")
+            f"- {r['kind']}: ceiling = {r['ceiling_how']}; sustained over {r['sustained_how']}"
+            + (f"; 429s by window: {detail} ({by_op})" if detail else "")
             + "."
         )
+        for note in r.get("notes", []):
+            print(f"  {note}")
         if r["connector_cpu_share"] > 0.7:
             print(
                 f"  WARNING: the connector used {r['connector_cpu_share']:.0%} of a core; at time scale "
@@ -566,40 +1050,40 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="unthrottled runs per size; the median is reported")
     parser.add_argument("--time-scale", type=float, default=1.0, help="throttled: simulated s per real s (default 1)")
     parser.add_argument("--latency-ms", type=float, default=250.0, help="throttled: simulated latency (default 250)")
-    parser.add_argument(
-        "--profile-rows",
-        type=int,
-        default=4_000_000,
-        help="throttled profiles run size (default 4,000,000: 160 s at the ceiling)",
-    )
-    parser.add_argument(
-        "--membership-rows",
-        type=int,
-        default=400_000,
-        help="throttled memberships run size (default 400,000: 160 s at the ceiling)",
-    )
-    parser.add_argument(
-        "--event-rows",
-        type=int,
-        default=400_000,
-        help="throttled events run size (default 400,000: 160 s at the ceiling)",
-    )
-    parser.add_argument(
-        "--subscription-rows",
-        type=int,
-        default=1_600_000,
-        help="throttled subscriptions run size (default 1,600,000: 128 s at the ceiling)",
-    )
+    for name, (dest, help_text) in ROWS_OPTIONS.items():
+        default = CASES[name].default_rows
+        parser.add_argument(
+            f"--{dest.replace('_', '-')}",
+            type=int,
+            default=default,
+            help=f"throttled {name} run size (default {default:,}: {help_text})",
+        )
     parser.add_argument(
         "--surfaces",
-        default="profiles,memberships,events",
-        help="throttled: comma-separated profiles,memberships,events,subscriptions",
+        default=DEFAULT_CASES,
+        help=f"throttled: comma-separated cases, of {','.join(CASES)} (default {DEFAULT_CASES})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=datagen.SEED,
+        help=f"throttled: the inputs' random seed (default {datagen.SEED}; it also places the states)",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="throttled: the connector's max_requests_in_flight (default: the connector's default, 4)",
     )
     parser.add_argument("--ref", help="benchmark destination_klaviyo/ as of this git revision (default: working tree)")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (connector stdout/stderr)")
     args = parser.parse_args()
     sizes = args.rows or [100_000]
+    names = [name.strip() for name in args.surfaces.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CASES]
+    if unknown:
+        parser.error(f"--surfaces: unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    cases = [CASES[name] for name in names]
 
     tmp = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
     try:
@@ -627,14 +1111,11 @@ def main() -> int:
                 _progress(results["unthrottled"][-1])
             print_unthrottled(results["unthrottled"])
         if args.mode in ("throttled", "both"):
-            for kind in [s.strip() for s in args.surfaces.split(",") if s.strip()]:
-                sizes_by_kind = {
-                    "profiles": args.profile_rows,
-                    "memberships": args.membership_rows,
-                    "subscriptions": args.subscription_rows,
-                }
-                rows = sizes_by_kind.get(kind, args.event_rows)
-                results["throttled"].append(throttled(kind, rows, args, tmp, source_dir))
+            for case in cases:
+                rows = getattr(args, ROWS_OPTIONS[case.name][0])
+                load_before = _load()
+                results["throttled"].append(throttled(case, rows, args, tmp, source_dir))
+                results["throttled"][-1]["load_average"] = [load_before, _load()]
                 _progress(results["throttled"][-1])
             print_throttled(results["throttled"])
         problems = [p for group in ("unthrottled", "throttled") for r in results[group] for p in r["problems"]]
@@ -650,6 +1131,28 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Each case's run-size option (argparse dest) and what its default amounts to.
+ROWS_OPTIONS = {
+    "profiles": ("profile_rows", "160 s at the ceiling"),
+    "memberships": ("membership_rows", "160 s at the ceiling"),
+    "events": ("event_rows", "160 s at the ceiling"),
+    "subscriptions": ("subscription_rows", "128 s at the ceiling"),
+    "bigprofiles": ("bigprofile_rows", "about 520 jobs of 5 MB: three and a half 60-s windows"),
+    "manylists": ("manylist_rows", "over 500 lists, 507 jobs at the fewest"),
+    "unsubscribes": ("unsubscribe_rows", "200 s at the ceiling"),
+    "suppressions": ("suppression_rows", "200 s at the ceiling"),
+    "deletions": ("deletion_rows", "about 200 s at one a second"),
+}
+
+
+def _load() -> Optional[list[float]]:
+    """The 1-, 5- and 15-minute load averages (other engineers' work shares these cores)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _progress(result: dict) -> None:
