@@ -332,6 +332,16 @@ class KlaviyoClient:
             item for item in self._paginate("/api/lists", params) if (item.get("attributes") or {}).get("name") == name
         ]
 
+    def lists_page(self, url: Optional[str]) -> tuple[list[dict[str, Any]], Optional[str]]:
+        """One page of every list in the account, oldest first (10 a page, the API's most), and the
+        next page's URL; `url` None asks for the first."""
+        if url is None:
+            response = self.request("GET", "/api/lists", params={"fields[list]": "name,created", "sort": "created"})
+        else:
+            response = self.request("GET", url)
+        payload = orjson.loads(response.content)
+        return payload.get("data", []), _next_page(payload)
+
     def create_list(self, name: str) -> dict[str, Any]:
         """POST /api/lists once, without automatic retries (see `once_session`)."""
         body = orjson.dumps({"data": {"type": "list", "attributes": {"name": name}}})

@@ -4,8 +4,8 @@ Airbyte never hands a destination its previous state: the states a destination e
 the *source* on the next sync. What the platform does hand back is the destination's config, and a
 connector may update its own config with a CONNECTOR_CONFIG control message (the platform then
 calls its updateDestination API). So the registry lives in the hidden config field
-`target_registry`, and every newly resolved target is announced with a control message carrying
-the whole config.
+`target_registry`, and newly resolved targets are announced with a control message carrying the
+whole config: one before the states that follow them, and one at the end (targets.take_messages).
 
 The private key is sent as Airbyte's secret mask `**********`: the platform's JsonSecretsProcessor
 copies the stored secret back in place of the mask, so the key is never printed.

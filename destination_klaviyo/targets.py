@@ -14,6 +14,13 @@ fresh lookup before any new attempt, so a retry never makes a second list. A syn
 `max_new_lists_per_sync` lists (a dry run counts those it would create): a data bug in the target
 column (emails in it, say) must not make hundreds of lists. Rows of further new targets are rejected
 (`too_many_new_lists`) and the report names those targets; finding an existing list costs nothing.
+
+Looking a target up by name costs one request (`GET /api/lists`, equals(name)), made while the
+rows wait: a first sync with 500 targets would spend two minutes reading nothing. So each lookup
+that misses also reads one more page of the account's lists, oldest first (`ListDirectory`): after
+as many misses as the account has pages of 10 lists, every later target is answered without a
+request. At worst a sync makes twice the lookups it would have (a big account, few targets). A
+list is still created only after a fresh lookup by its name finds none.
 """
 
 from __future__ import annotations
@@ -38,6 +45,31 @@ logger = logging.getLogger("airbyte")
 CREATE_ATTEMPTS = 4
 # A 429 on list creation whose Retry-After is longer than this is the daily cap, not a burst limit.
 DAILY_LIMIT_RETRY_AFTER_SECONDS = 300.0
+
+
+class ListDirectory:
+    """The account's lists by name, read a page at a time as lookups miss (see the module docstring).
+
+    Pages come oldest first, so the first id a name gets is the oldest list of that name: the one a
+    lookup by name would choose."""
+
+    def __init__(self, client: KlaviyoClient) -> None:
+        self.client = client
+        self.ids: dict[str, list[str]] = {}  # name -> ids, oldest first
+        self.pages_read = 0
+        self.complete = False
+        self._next: Optional[str] = None
+
+    def read_page(self) -> None:
+        if self.complete:
+            return
+        items, self._next = self.client.lists_page(self._next)
+        self.pages_read += 1
+        self.complete = self._next is None
+        for item in items:
+            name = (item.get("attributes") or {}).get("name")
+            if isinstance(name, str):
+                self.ids.setdefault(name, []).append(str(item["id"]))
 
 
 @dataclass(frozen=True)
@@ -78,9 +110,10 @@ class TargetResolver:
         self.mappings = {m.target: m.list_id for m in config.list_mappings}
         self.registry = {m.target: m.list_id for m in config.target_registry}
         self.resolved: dict[str, Resolution] = {}
-        self.outbox: list[dict[str, Any]] = []  # CONNECTOR_CONFIG messages for the writer to emit
+        self.registry_changed = False  # found or created lists not yet announced with CONNECTOR_CONFIG
         self.new_lists = 0  # lists this sync created (or, in a dry run, would create)
         self.defaulted: set[StreamKey] = set()  # streams whose default-target fallback was logged
+        self.directory = ListDirectory(client) if client is not None else None
 
     def target_of(self, route: StreamRoute, data: Mapping[str, Any]) -> str | Rejection:
         """The target column when present and non-null, else the stream's `target`, else its name."""
@@ -124,20 +157,24 @@ class TargetResolver:
         logger.info(f"Target '{target}' -> Klaviyo list {resolution.list_id or '(new)'} ({resolution.how})")
         self.report.resolved(target, resolution.describe())
         if resolution.found_by_us and not self.config.dry_run:
-            self.outbox.append(registry_update_message(self.raw_config, self.new_registry_entries()))
+            self.registry_changed = True
         return resolution
 
     def take_messages(self) -> list[dict[str, Any]]:
-        """The config updates queued since the last call."""
-        messages, self.outbox = self.outbox, []
-        return messages
+        """One CONNECTOR_CONFIG with every list found or created so far, if any is new since the last
+        call. The writer asks before it echoes states and at the end: one update per state at most,
+        not one per target (each carries the whole config: 500 targets would be 500 configs)."""
+        if not self.registry_changed:
+            return []
+        self.registry_changed = False
+        return [registry_update_message(self.raw_config, self.new_registry_entries())]
 
     def _resolve(self, target: str, create: bool) -> Resolution:
         if target in self.mappings:
             return Resolution(target, self.mappings[target], "list_mappings")
         if target in self.registry:
             return Resolution(target, self.registry[target], "registry")
-        existing = self._lookup(target)
+        existing = self._find(target)
         if existing is not None:
             return Resolution(target, existing, "lookup", found_by_us=True)
         if not create:
@@ -149,6 +186,10 @@ class TargetResolver:
             )
         if self.new_lists >= self.config.max_new_lists_per_sync:
             return Resolution(target, None, "refused", refusal=self._too_many_new_lists())
+        if self.directory is not None and self.directory.complete:
+            existing = self._lookup(target)  # the directory may be older than a list made since
+            if existing is not None:
+                return Resolution(target, existing, "lookup", found_by_us=True)
         self.new_lists += 1
         if self.config.dry_run:
             return Resolution(target, None, "would create (dry run)")
@@ -163,6 +204,22 @@ class TargetResolver:
             "or raise the limit if these lists are wanted",
         )
 
+    def _find(self, target: str) -> Optional[str]:
+        """The oldest list named `target`: from the directory when it has the name, else read one more
+        directory page, else look the name up (not needed once the directory is complete)."""
+        directory = self.directory
+        assert directory is not None
+        if target not in directory.ids and not directory.complete:
+            directory.read_page()
+        ids = directory.ids.get(target)
+        if ids and len(ids) > 1 and not directory.complete:
+            return self._lookup(target)  # rare: ask by name, so the warning counts every duplicate
+        if ids:
+            if len(ids) > 1:
+                _warn_duplicates(target, ids)
+            return ids[0]
+        return None if directory.complete else self._lookup(target)
+
     def _lookup(self, target: str) -> Optional[str]:
         assert self.client is not None
         lists = self.client.find_lists_named(target)
@@ -170,11 +227,7 @@ class TargetResolver:
             return None
         lists.sort(key=lambda item: ((item.get("attributes") or {}).get("created") or "", item["id"]))
         if len(lists) > 1:
-            ids = ", ".join(item["id"] for item in lists)
-            logger.warning(
-                f"{len(lists)} Klaviyo lists are named exactly '{target}' ({ids}); using {lists[0]['id']}, the oldest. "
-                "Add the one you want to `list_mappings` to choose."
-            )
+            _warn_duplicates(target, [str(item["id"]) for item in lists])
         return str(lists[0]["id"])
 
     def _create(self, target: str) -> str:
@@ -206,6 +259,13 @@ class TargetResolver:
 
     def new_registry_entries(self) -> dict[str, str]:
         return {t: r.list_id for t, r in self.resolved.items() if r.found_by_us and r.list_id}
+
+
+def _warn_duplicates(target: str, ids: list[str]) -> None:
+    logger.warning(
+        f"{len(ids)} Klaviyo lists are named exactly '{target}' ({', '.join(ids)}); using {ids[0]}, the oldest. "
+        "Add the one you want to `list_mappings` to choose."
+    )
 
 
 def _seconds(value: Optional[str]) -> float:

@@ -156,7 +156,12 @@ class KlaviyoWriter:
     def _safe_states(self) -> Iterator[dict[str, Any]]:
         """The states whose rows are all accepted, without raising (a failed request stays pending)."""
         if not self.config.dry_run and self.ledger.pending_count():
-            yield from self.ledger.release(self.sinks.lowest_pending_seq())
+            announced = False
+            for state in self.ledger.release(self.sinks.lowest_pending_seq()):
+                if not announced:  # the lists found so far are persisted before the states after them
+                    yield from self.targets.take_messages()
+                    announced = True
+                yield state
 
     def _waiting(
         self, busy: Callable[[], bool], release: Callable[[], Iterator[dict[str, Any]]], *, stoppable: bool = True
@@ -175,6 +180,7 @@ class KlaviyoWriter:
             logger.error(f"Could not deliver buffered rows after the failure: {type(flush_exc).__name__}")
         yield from self._waiting(self.sinks.dispatcher.in_flight, self._safe_states, stoppable=False)
         yield from self._safe_states()
+        yield from self.targets.take_messages()  # lists made before the failure: the next attempt uses them
 
     # -- the loop ---------------------------------------------------------------------------------
     def write(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
@@ -241,8 +247,6 @@ class KlaviyoWriter:
             kind = message["type"]
             if kind == "RECORD":
                 self._accept_record(message.get("record") or {})
-                if self.targets.outbox:
-                    yield from self.targets.take_messages()
                 if ledger.may_release(dispatcher.finished_count):  # checked here: no generator per row
                     yield from self._released_states(every_time=True)
                 if dispatcher.backlogged():  # a batch waits for a worker: wait here, not in the sink

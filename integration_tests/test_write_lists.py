@@ -113,9 +113,55 @@ def test_paging_through_more_than_ten_lists_of_the_same_name_picks_the_oldest_an
     )
     assert run.returncode == 0, run.stdout[-3000:]
     lookups = list_lookups(emulator.requests_since(before))
-    assert len(lookups) == 2  # 10 per page: two pages
+    # One page of the account's lists (ten of them named so), then the name looked up: 10 per page, two pages.
+    assert len(lookups) == 3
     assert emulator.state()["jobs"][0]["list_id"] == ids[0]
     assert any("12 Klaviyo lists are named exactly 'Duplicated'" in line for line in run.logs)
+
+
+def test_many_new_targets_read_the_account_lists_a_page_per_miss_and_announce_them_in_one_update(emulator):
+    ids = {f"Store {i:02d}": emulator.create_list(f"Store {i:02d}") for i in range(40)}
+    before = len(emulator.state()["requests"])
+    rows = [record("a", {"email": f"p{i}@example.com", "list": f"Store {i % 40:02d}"}) for i in range(120)]
+    run = run_connector(
+        "write",
+        config=config(default_surface="list_memberships"),
+        catalog=catalog(configured_stream("a")),
+        stdin=lines(rows + [stream_state("a", 1)]),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    lookups = list_lookups(emulator.requests_since(before))
+    # 40 targets would be 40 lookups by name; the four pages of the account's lists, read one per miss
+    # along with the lookup that missed, make it at most eight.
+    assert len(lookups) <= 8, [r["query"] for r in lookups]
+    assert {j["list_id"] for j in emulator.state()["jobs"]} == set(ids.values())
+    controls = [m["control"] for m in run.of_type("CONTROL")]
+    assert len(controls) == 1  # one update before the state, not one per target
+    registry = {e["target"]: e["list_id"] for e in controls[0]["connectorConfig"]["config"]["target_registry"]}
+    assert registry == ids
+    kinds = [m["type"] for m in run.messages if m["type"] in ("CONTROL", "STATE")]
+    assert kinds == ["CONTROL", "STATE"]
+
+
+def test_a_target_missing_from_the_whole_account_is_created_after_a_fresh_lookup_and_only_once(emulator):
+    for i in range(3):
+        emulator.create_list(f"Old {i}")
+    before = len(emulator.state()["requests"])
+    rows = [record("a", {"email": f"p{i}@example.com", "list": name}) for i, name in enumerate(["Old 0", "New", "New"])]
+    run = run_connector(
+        "write",
+        config=config(default_surface="list_memberships", manage_lists=True),
+        catalog=catalog(configured_stream("a")),
+        stdin=lines(rows),
+        origin=emulator.url,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    requests = emulator.requests_since(before)
+    # The one directory page holds every list: 'Old 0' costs nothing more, 'New' one lookup by name, then a create.
+    assert ["equals" in r["query"] for r in list_lookups(requests)] == [False, True]
+    assert len(list_creates(requests)) == 1
+    assert len(lists_by_name(emulator.state())["New"]) == 1
 
 
 def test_two_streams_feed_one_target_and_the_second_sync_uses_the_registry(emulator):
