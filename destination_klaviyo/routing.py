@@ -179,6 +179,12 @@ class Routes:
     def __iter__(self) -> Iterator[StreamRoute]:
         return iter(self.by_key.values())
 
+    def log_choices(self) -> None:
+        for route in self:
+            logger.info(
+                f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}"
+            )
+
     def find(self, namespace: Optional[str], name: str) -> Optional[StreamRoute]:
         """The stream `(namespace, name)`; else the one configured stream of that name, if only one."""
         route = self.by_key.get((namespace or None, name))

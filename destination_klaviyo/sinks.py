@@ -27,6 +27,8 @@ from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport
 
 if TYPE_CHECKING:
+    from destination_klaviyo.config import KlaviyoConfig
+    from destination_klaviyo.routing import Routes
     from destination_klaviyo.surfaces.base import SurfaceSpec
 
 logger = logging.getLogger("airbyte")
@@ -53,6 +55,27 @@ class SinkContext:
     # Per-stream plans from routing (`StreamRoute.plan`), by stream key: how a surface with
     # per-stream options (events, subscriptions) renders that stream's rows.
     plans: Mapping[tuple[Optional[str], str], Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_sync(
+        cls,
+        config: "KlaviyoConfig",
+        routes: "Routes",
+        client: Optional[KlaviyoClient],
+        report: SyncReport,
+        dispatcher: Dispatcher,
+    ) -> "SinkContext":
+        return cls(
+            client,
+            report,
+            dispatcher,
+            config.dry_run,
+            config.target_field,
+            config.verify_bulk_jobs,
+            phones=PhoneRules(config.default_phone_region, config.strict_phone),
+            plans={route.key: route.plan for route in routes if route.plan is not None},
+            mirrors=any(route.mirrors for route in routes),
+        )
 
 
 @dataclass(frozen=True)

@@ -19,27 +19,23 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog
 
-from destination_klaviyo.batching import Entry
 from destination_klaviyo.client import KlaviyoApiError, KlaviyoClient, KlaviyoUnreachable
 from destination_klaviyo.config import KlaviyoConfig
 from destination_klaviyo.dispatch import Dispatcher
-from destination_klaviyo.errors import ImportsPending, MissingList, StopRequested, as_traced, config_error, system_error
-from destination_klaviyo.identifiers import PhoneRules
+from destination_klaviyo.errors import ImportsPending, MissingList, StopRequested, as_traced, config_error
+from destination_klaviyo.intake import RecordIntake
 from destination_klaviyo.mirror import MirrorPlan
 from destination_klaviyo.progress import Progress, ProgressSample
-from destination_klaviyo.rejections import Rejection
 from destination_klaviyo.report import SyncReport
-from destination_klaviyo.routing import Routes, StreamRoute
+from destination_klaviyo.routing import Routes
 from destination_klaviyo.sinks import SinkContext, SinkPool
 from destination_klaviyo.state import StateLedger
 from destination_klaviyo.stopping import STOP_WAIT_SECONDS
-from destination_klaviyo.surfaces import removing_surfaces
 from destination_klaviyo.targets import TargetResolver
 
 logger = logging.getLogger("airbyte")
 
 STATE_MAX_WAIT_SECONDS = 60.0  # with no request in flight; see _flush_for_waiting_states
-CDC_DELETED_AT = "_ab_cdc_deleted_at"
 
 
 class KlaviyoWriter:
@@ -56,32 +52,18 @@ class KlaviyoWriter:
         """`wakeup` is the event the main thread sleeps on; pass the input's (inbox.py) so that a
         line arriving, a request finishing and SIGTERM all wake the same loop."""
         # Routing first: an unmapped stream or unsupported mode fails before any client exists.
-        self.routes = Routes(config, catalog)
+        routes = Routes(config, catalog)
         self.config = config
         client = client_factory()
         self.ledger = StateLedger()
         self.report = SyncReport(dry_run=config.dry_run, on_rejected=self.ledger.count_rejected)
         self.targets = TargetResolver(config, raw_config, client, self.report)
         dispatcher = Dispatcher(config.max_requests_in_flight, wakeup)
-        self.sinks = SinkPool(
-            SinkContext(
-                client,
-                self.report,
-                dispatcher,
-                config.dry_run,
-                config.target_field,
-                config.verify_bulk_jobs,
-                phones=PhoneRules(config.default_phone_region, config.strict_phone),
-                plans={route.key: route.plan for route in self.routes if route.plan is not None},
-                mirrors=any(route.mirrors for route in self.routes),
-            )
-        )
-        self.mirror = MirrorPlan(self.routes)
+        self.sinks = SinkPool(SinkContext.for_sync(config, routes, client, self.report, dispatcher))
+        self.mirror = MirrorPlan(routes)
+        self.intake = RecordIntake(routes, self.ledger, self.report, self.targets, self.sinks, self.mirror)
         self.progress = Progress(self.report, self._progress_sample)
-        for route in self.routes:
-            logger.info(
-                f"Stream '{route.name}' -> surface '{route.surface.value}' ({route.how}), mode {route.sync_mode.value}"
-            )
+        routes.log_choices()
 
     def close(self) -> None:
         stop = self.sinks.dispatcher.stop
@@ -90,57 +72,6 @@ class KlaviyoWriter:
         self.sinks.dispatcher.close(wait=not stop.requested)
         if self.sinks.context.client is not None:
             self.sinks.context.client.close()
-
-    # -- records ----------------------------------------------------------------------------------
-    def _route(self, record: Any) -> StreamRoute:
-        if not isinstance(record, dict):
-            raise system_error("Received a RECORD message whose `record` is not a JSON object.")
-        name = record.get("stream") or ""
-        route = self.routes.find(record.get("namespace"), name)
-        if route is None:
-            raise system_error(f"Received a record of stream '{name}', which is not in the configured catalog.")
-        return route
-
-    def _accept_record(self, record: Any) -> None:
-        route = self._route(record)
-        row = Entry(self.ledger.next_record(route.key), route.name, self.report.received(route.name), route.key)
-        data = record.get("data")
-        if not isinstance(data, dict):
-            self.report.rejected(row, Rejection("invalid_record", "record data is not a JSON object"))
-            return
-        remove = route.removes_every_row or data.get(CDC_DELETED_AT) is not None
-        if remove and not route.spec.removes:
-            self.report.rejected(
-                row,
-                Rejection(
-                    "delete_not_supported",
-                    f"row is a deletion ({CDC_DELETED_AT} is set) and the '{route.surface.value}' surface cannot remove; "
-                    f"surfaces that carry out deletions: {', '.join(removing_surfaces())}",
-                ),
-            )
-            return
-        target = list_id = None
-        if route.spec.needs_target:
-            found = self.targets.target_of(route, data)
-            if isinstance(found, Rejection):
-                self.report.rejected(row, found)
-                return
-            target = found
-            resolution = self.targets.resolve(target)
-            if resolution.refusal is not None:
-                self.report.rejected(row, resolution.refusal)
-                return
-            list_id = resolution.list_id
-            self.mirror.note_target(route, target)
-        self.sinks.get(route.spec, target, list_id).add(row, data, remove=remove)
-
-    def _stream_status(self, trace: dict[str, Any]) -> None:
-        """The platform sends STREAM_STATUS COMPLETE per stream once the source finished cleanly."""
-        status = trace.get("stream_status") or {}
-        descriptor = status.get("stream_descriptor") or {}
-        route = self.routes.find(descriptor.get("namespace"), descriptor.get("name") or "")
-        if route is not None:
-            self.mirror.stream_status(route, status.get("status"))
 
     # -- states -----------------------------------------------------------------------------------
     def _released_states(self, *, every_time: bool = False) -> Iterator[dict[str, Any]]:
@@ -235,7 +166,7 @@ class KlaviyoWriter:
         )
 
     def _write(self, messages: Iterable[Optional[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-        dispatcher, ledger = self.sinks.dispatcher, self.ledger
+        dispatcher, ledger, accept = self.sinks.dispatcher, self.ledger, self.intake.accept
         stop = dispatcher.stop
         for message in messages:
             if message is None or stop.requested:
@@ -246,7 +177,7 @@ class KlaviyoWriter:
                 continue
             kind = message["type"]
             if kind == "RECORD":
-                self._accept_record(message.get("record") or {})
+                accept(message.get("record") or {})
                 if ledger.may_release(dispatcher.finished_count):  # checked here: no generator per row
                     yield from self._released_states(every_time=True)
                 if dispatcher.backlogged():  # a batch waits for a worker: wait here, not in the sink
@@ -258,7 +189,7 @@ class KlaviyoWriter:
                 if dispatcher.backlogged():
                     yield from self._waiting(dispatcher.backlogged, self._released_states)
             elif kind == "TRACE" and (message.get("trace") or {}).get("type") == "STREAM_STATUS":
-                self._stream_status(message["trace"])
+                self.intake.stream_status(message["trace"])
             # LOG, other TRACE and CONTROL messages from the source need no action here.
         self.progress.input_finished = True
         self.sinks.flush()
