@@ -194,9 +194,9 @@ class Sink(ABC):
             if riders:
                 self._count_delivered(riders, "superseded")
 
-        return self.run(first, job)
+        return self.run(first, job, batch.size)
 
-    def run(self, first_seq: int, job: Callable[[], None]) -> Future[None]:
+    def run(self, first_seq: int, job: Callable[[], None], body_bytes: int = 0) -> Future[None]:
         """Run `job` on a worker (or at once without a dispatcher); rows from `first_seq` on stay
         pending until it is done. Jobs only wait for jobs submitted before them, so none deadlocks."""
         dispatcher = self.context.dispatcher
@@ -205,7 +205,7 @@ class Sink(ABC):
             job()
             future.set_result(None)
         else:
-            future = dispatcher.submit(job)
+            future = dispatcher.submit(job, body_bytes)
         self.inflight.append((first_seq, future))
         return future
 

@@ -92,6 +92,23 @@ def test_the_backlog_clears_as_a_completion_is_counted_not_when_a_worker_picks_t
         dispatcher.close()
 
 
+def test_big_bodies_in_flight_hold_the_loop_back_before_the_request_count_does():
+    """Memory follows body bytes in flight: two 5 MB jobs over a 6 MB budget backlog the loop with
+    slots to spare, and a single job of any size never does (it could never be sent otherwise)."""
+    dispatcher = Dispatcher(8, max_bytes_in_flight=6_000_000)
+    release = threading.Event()
+    try:
+        dispatcher.submit(lambda: release.wait(timeout=5), body_bytes=5_000_000)
+        assert not dispatcher.backlogged()  # one job, however big
+        dispatcher.submit(lambda: release.wait(timeout=5), body_bytes=5_000_000)
+        assert dispatcher.backlogged() and dispatcher.bytes_in_flight == 10_000_000
+        release.set()
+        dispatcher.drain()
+        assert not dispatcher.backlogged() and dispatcher.bytes_in_flight == 0
+    finally:
+        dispatcher.close()
+
+
 def test_a_completion_sets_the_shared_wakeup_event():
     wakeup = threading.Event()
     dispatcher = Dispatcher(1, wakeup)

@@ -36,7 +36,7 @@ def messages(rows, every):
 def test_the_last_states_come_out_even_if_a_finished_request_went_uncounted(monkeypatch):
     # The writer skips re-checking states while the dispatcher's finished count is unchanged. If an
     # increment were ever lost, the end of input must still release every state.
-    monkeypatch.setattr(Dispatcher, "_count_completion", lambda self, future: None)
+    monkeypatch.setattr(Dispatcher, "_count_completion", lambda self, future, body_bytes=0: None)
     config = parse_config({"private_api_key": "pk", "default_surface": "profiles"})
     writer = KlaviyoWriter(config, catalog(), FakeClient, raw_config={"private_api_key": "pk"})
     try:
