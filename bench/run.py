@@ -190,14 +190,46 @@ def run_measured(
         if timed is not None:
             reader = threading.Thread(target=_pump, args=(process.stdout, out, timed), daemon=True)
             reader.start()
+        peak = _PeakRss(process.pid)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - started
+        peak.stop()
         if reader is not None:
             reader.join()
             assert process.stdout is not None
             process.stdout.close()
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting
-    return Measured(process.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)
+    return Measured(process.returncode, wall, usage.ru_utime, usage.ru_stime, peak.kib or usage.ru_maxrss)
+
+
+class _PeakRss:
+    """The child's own peak RSS, from /proc/<pid>/status VmHWM, read every 0.2 s until it exits.
+
+    Not `ru_maxrss`: Linux carries the forking process's RSS across `exec` into the child's
+    ru_maxrss (`signal->maxrss` takes the old mm's high-water mark), so once this bench process
+    itself held a few hundred MB (seeding a case's data), every later child reported at least that.
+    VmHWM belongs to the child's own address space. Growth in the last 0.2 s can be missed."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/status")
+        self.kib = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.done.is_set():
+            try:
+                for line in self.path.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.kib = max(self.kib, int(line.split()[1]))
+            except (OSError, ValueError, IndexError):
+                pass
+            self.done.wait(0.2)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def _pump(pipe: Any, out: Any, timed: list[tuple[float, bytes]]) -> None:
