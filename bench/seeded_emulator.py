@@ -17,21 +17,17 @@ Run from the repository root (the emulator is imported as `integration_tests.kla
 
 from __future__ import annotations
 
-import gc
 import json
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
-from typing import Optional
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
 import datagen  # noqa: E402
-from integration_tests.klaviyo_emulator.__main__ import LISTENING_PREFIX, build_parser  # noqa: E402
-from integration_tests.klaviyo_emulator.server import DEFAULT_API_KEY, EmulatorServer  # noqa: E402
+
+from integration_tests.klaviyo_emulator.__main__ import build_parser, serve_until_stopped, server_from_args  # noqa: E402
 
 
 def main() -> int:
@@ -42,20 +38,7 @@ def main() -> int:
     parser.add_argument("--seed-value", type=int, default=datagen.SEED, help="the input's random seed (datagen --seed)")
     parser.add_argument("--lists-out", type=Path, help="write {list name: id} of the created lists here")
     args = parser.parse_args()
-    if args.lean:
-        gc.set_threshold(100_000, 50, 1_000)  # as the emulator's --lean does
-    emulator = EmulatorServer(
-        api_keys=args.api_keys or [DEFAULT_API_KEY],
-        host=args.host,
-        port=args.port,
-        list_create_daily_limit=args.list_create_daily_limit,
-        log_stream=sys.stderr if args.log_requests else None,
-        rate_limits=args.rate_limits,
-        latency_ms=args.latency_ms,
-        time_scale=args.time_scale,
-        lean=args.lean,
-        job_processing_seconds=args.job_processing_seconds,
-    )
+    emulator = server_from_args(args)
     store = emulator.store
     seed = datagen.emulator_seed(args.seed_kind, args.seed_rows, args.seed_value)
     ids = {name: store.create_list(name, enforce_limit=False)["id"] for name in seed["lists"]}
@@ -71,20 +54,7 @@ def main() -> int:
     if args.lists_out:
         args.lists_out.write_text(json.dumps(ids))
 
-    def _stop(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    sys.stdout.write(f"{LISTENING_PREFIX} {emulator.url}\n")
-    sys.stdout.flush()
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.httpd.server_close()
-    return 0
+    return serve_until_stopped(emulator)
 
 
 if __name__ == "__main__":

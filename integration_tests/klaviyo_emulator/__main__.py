@@ -93,12 +93,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--latency-ms must not be negative")
     if args.job_processing_seconds < 0:
         parser.error("--job-processing-seconds must not be negative")
+    return serve_until_stopped(server_from_args(args))
+
+
+def server_from_args(args: argparse.Namespace) -> EmulatorServer:
+    """The server `build_parser`'s options describe (bench/seeded_emulator.py seeds one first)."""
     if args.lean:
         # Millions of stored objects make CPython's default collector (a young collection every 700
         # allocations, full ones as the heap grows) cost about as much as the requests themselves.
         # The store holds no reference cycles, so collect rarely. Process-wide, hence CLI-only.
         gc.set_threshold(100_000, 50, 1_000)
-    emu = EmulatorServer(
+    return EmulatorServer(
         api_keys=args.api_keys or [DEFAULT_API_KEY],
         host=args.host,
         port=args.port,
@@ -110,6 +115,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lean=args.lean,
         job_processing_seconds=args.job_processing_seconds,
     )
+
+
+def serve_until_stopped(emu: EmulatorServer) -> int:
+    """Print the listening line, serve until SIGTERM or SIGINT, and close."""
 
     def _stop(signum: int, frame: Optional[FrameType]) -> None:
         raise KeyboardInterrupt
