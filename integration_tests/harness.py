@@ -111,8 +111,10 @@ class Run:
     @property
     def messages(self) -> list[dict[str, Any]]:
         out = []
-        for line in self.stdout.splitlines():
-            line = line.strip()
+        # Lines end at "\n" only, as the platform reads them: str.splitlines() would also cut at
+        # U+0085, U+2028 and other characters JSON carries unescaped (a column named "\x85" did).
+        for line in self.stdout.split("\n"):
+            line = line.strip(" \t\r")
             if line:
                 out.append(json.loads(line))  # every stdout line must be an Airbyte message
         return out
