@@ -242,24 +242,3 @@ def test_a_profiles_add_and_remove_in_one_open_batch_cost_one_request_not_two(em
     final = set(members(emulator, list_id))
     assert {"P2", "P3", "KEEP1", "KEEP2"} <= final and not {"P1", "OLD00"} & final
     assert [s["destinationStats"] for s in run.states] == [{"recordCount": 8.0, "rejectedRecordCount": 0.0}]
-
-
-def test_a_missing_mapped_list_names_the_target_and_the_list_id_on_both_list_surfaces(emulator):
-    for surface in ("list_memberships", "list_memberships_by_profile_id"):
-        cfg = {
-            "private_api_key": EMULATOR_KEY,
-            "default_surface": surface,
-            "list_mappings": [{"target": "vip", "list_id": "GONE42"}],
-        }
-        row = {"klaviyo_profile_id": "P1", "email": "a@example.com", "list": "vip"}
-        run = run_connector(
-            "write",
-            config=cfg,
-            catalog=catalog(configured_stream("a")),
-            stdin=lines([record("a", row)]),
-            origin=emulator.url,
-        )
-        assert run.returncode != 0
-        error = run.traces[0]["error"]
-        assert error["failure_type"] == "config_error"
-        assert "GONE42" in error["message"] and "'vip'" in error["message"], error["message"]

@@ -494,3 +494,4 @@ def test_a_mapping_to_a_deleted_list_is_a_config_error_naming_it(emulator, surfa
     error = run.traces[0]["error"]
     assert error["failure_type"] == "config_error"
     assert "does not exist (404)" in error["message"] and "list_mappings" in error["message"]
+    assert "GONE42" in error["message"] and "'vip'" in error["message"], error["message"]  # the target and the id
